@@ -1,0 +1,5 @@
+"""Generator (synthesis topology) plugins (entry-point group ``lightning_stylegan.generators``).
+
+``base`` holds the shared layout; ``original``, ``skip`` and ``residual`` are the three topologies
+of StyleGAN2 Figure 7 / Table 2, each registered in ``pyproject.toml``.
+"""

@@ -1,0 +1,130 @@
+"""What every synthesis topology shares: the block layout, channel counts and the split of ws.
+
+A generator plugin is a subclass of ``SynthesisNetwork`` with ``api_version``, ``description``,
+a ``block_class`` (a ``SynthesisBlock`` subclass whose ``forward`` is the topology) and the rule
+``has_torgb(resolution)``. The layout follows StyleGAN2 (002_0a18e98dc55024d1.txt Appendix B,
+Figure 7) and NVlabs' stylegan2-ada-pytorch parameter naming:
+
+* blocks ``b4, b8, ..., b{R}``; ``b4`` starts from a learned 4x4 constant ~ N(0, 1) and has one
+  style layer ``conv1``; every other block has ``conv0`` (2x up-sampling) and ``conv1``;
+* channels ``min(channel_base // res, channel_max)``;
+* one w per style layer plus one for the last to-RGB layer (``num_ws``); a block's to-RGB layer
+  shares its w with the next block's first layer.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..nn.filters import DEFAULT_FILTER, setup_filter
+from ..nn.noise import NOISE_MODES
+
+MIN_RESOLUTION, MAX_RESOLUTION = 4, 1024
+
+
+def channels_at(resolution: int, channel_base: int, channel_max: int) -> int:
+    """Feature maps at one resolution: ``min(channel_base // resolution, channel_max)``."""
+    return min(channel_base // resolution, channel_max)
+
+
+def block_resolutions(img_resolution: int) -> list[int]:
+    """[4, 8, ..., img_resolution]; raises a clear error for a non-power-of-two."""
+    if not (MIN_RESOLUTION <= img_resolution <= MAX_RESOLUTION) or img_resolution & (img_resolution - 1):
+        raise ValueError(f"img_resolution must be a power of two between {MIN_RESOLUTION} and "
+                         f"{MAX_RESOLUTION}, got {img_resolution}. Resize your data or pick e.g. 32, 64, 256.")
+    return [2 ** i for i in range(2, img_resolution.bit_length())]
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution's layers; subclasses implement ``forward(x, img, ws, **layer_kwargs)``.
+
+    ``ws`` holds ``num_conv + num_torgb`` styles. ``forward`` returns the features and the image
+    so far (None until a to-RGB layer has run).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, w_dim: int, resolution: int,
+                 img_channels: int, is_last: bool, has_torgb: bool, normalization,
+                 resample_filter: Sequence[float] = DEFAULT_FILTER, conv_clamp: float | None = None,
+                 use_noise: bool = True):
+        super().__init__()
+        self.in_channels, self.w_dim, self.resolution = in_channels, w_dim, resolution
+        self.img_channels, self.is_last = img_channels, is_last
+        self.register_buffer("resample_filter", setup_filter(resample_filter))
+        self.num_conv = 0
+        self.num_torgb = 0
+        layer_kwargs = dict(w_dim=w_dim, resolution=resolution, use_noise=use_noise,
+                            resample_filter=resample_filter, conv_clamp=conv_clamp)
+        if in_channels == 0:
+            self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
+        else:
+            self.conv0 = normalization.style_layer(in_channels, out_channels, up=2, **layer_kwargs)
+            self.num_conv += 1
+        self.conv1 = normalization.style_layer(out_channels, out_channels, **layer_kwargs)
+        self.num_conv += 1
+        if has_torgb:
+            self.torgb = normalization.to_rgb(out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp)
+            self.num_torgb += 1
+
+    def input(self, x: torch.Tensor | None, batch_size: int) -> torch.Tensor:
+        """The block's input: the learned constant for ``b4``, else the previous features."""
+        if self.in_channels == 0:
+            return self.const.unsqueeze(0).repeat(batch_size, 1, 1, 1)
+        expected = (self.in_channels, self.resolution // 2, self.resolution // 2)
+        if tuple(x.shape[1:]) != expected:
+            raise ValueError(f"Block b{self.resolution} expects features of shape [N, *{expected}], "
+                             f"got {tuple(x.shape)}")
+        return x
+
+    def forward(self, x, img, ws, **layer_kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must implement forward()")
+
+
+class SynthesisNetwork(nn.Module):
+    """ws [N, num_ws, w_dim] -> images [N, img_channels, R, R] (in [-1, 1] once trained)."""
+
+    block_class: type[SynthesisBlock] = SynthesisBlock
+
+    def has_torgb(self, resolution: int, img_resolution: int) -> bool:
+        """Whether the block at ``resolution`` has a to-RGB layer (only the last one by default)."""
+        return resolution == img_resolution
+
+    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, normalization,
+                 channel_base: int = 32768, channel_max: int = 512, use_noise: bool = True,
+                 resample_filter: Sequence[float] = DEFAULT_FILTER, conv_clamp: float | None = None):
+        super().__init__()
+        self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
+        self.block_resolutions = block_resolutions(img_resolution)
+        self.num_ws = 0
+        for res in self.block_resolutions:
+            in_channels = channels_at(res // 2, channel_base, channel_max) if res > 4 else 0
+            is_last = res == img_resolution
+            block = self.block_class(
+                in_channels, channels_at(res, channel_base, channel_max), w_dim=w_dim, resolution=res,
+                img_channels=img_channels, is_last=is_last, has_torgb=self.has_torgb(res, img_resolution),
+                normalization=normalization, resample_filter=resample_filter, conv_clamp=conv_clamp,
+                use_noise=use_noise)
+            self.num_ws += block.num_conv + (block.num_torgb if is_last else 0)
+            self.add_module(f"b{res}", block)
+
+    def blocks(self) -> list[SynthesisBlock]:
+        return [getattr(self, f"b{res}") for res in self.block_resolutions]
+
+    def forward(self, ws: torch.Tensor, noise_mode: str = "random",
+                fused_modconv: bool | None = None) -> torch.Tensor:
+        """``fused_modconv=None`` fuses at inference and not in training (NVlabs' default)."""
+        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
+            raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        if fused_modconv is None:
+            fused_modconv = not self.training
+        ws = ws.to(torch.float32)
+        x = img = None
+        w_idx = 0
+        for block in self.blocks():
+            block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
+            x, img = block(x, img, block_ws, noise_mode=noise_mode, fused_modconv=fused_modconv)
+            w_idx += block.num_conv
+        return img

@@ -1,0 +1,36 @@
+"""The interface of a growth plugin: training resolution and fade-in as a function of images shown.
+
+A growth plugin is a subclass of ``GrowthSchedule`` with ``api_version`` and ``description``. The
+training loop asks ``state(kimg)`` with its own counter of images shown (in thousands), never
+Lightning's ``global_step``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GrowthState:
+    """Where a schedule is at one point of training.
+
+    ``alpha`` blends the newest resolution in (0: only the up-sampled lower resolution, 1: only the
+    new layers); ``lr_scale`` multiplies the base learning rates; ``batch_size`` None keeps the
+    configured one.
+    """
+
+    resolution: int
+    alpha: float = 1.0
+    lr_scale: float = 1.0
+    batch_size: int | None = None
+
+
+class GrowthSchedule:
+    """Base class of growth plugins; ``final_resolution`` is the network's output resolution."""
+
+    description = ""
+
+    def __init__(self, final_resolution: int):
+        self.final_resolution = final_resolution
+
+    def state(self, kimg: float) -> GrowthState:
+        raise NotImplementedError(f"{type(self).__name__} must implement state()")

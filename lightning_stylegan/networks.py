@@ -1,0 +1,80 @@
+"""G and D assembled from plugins named in the registry.
+
+``Generator(topology='skip', normalization='demod')`` with a ``residual`` discriminator is
+StyleGAN2 config E/F, parameter for parameter the layout of NVlabs' stylegan2-ada-pytorch
+(``mapping.fc*``, ``synthesis.b*.conv0/conv1/torgb``, ``b*.fromrgb/conv0/conv1/skip``, ``b4.*``).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import registry
+from .nn.mapping import MappingNetwork
+
+IMG_CHANNELS = (1, 3, 4)
+
+
+def _check_image_format(img_resolution: int, img_channels: int) -> None:
+    if img_channels not in IMG_CHANNELS:
+        raise ValueError(f"img_channels must be one of {IMG_CHANNELS} (gray, RGB, RGBA), got {img_channels}")
+    if img_resolution < 8:
+        raise ValueError(f"img_resolution must be at least 8, got {img_resolution}")
+
+
+class Generator(nn.Module):
+    """z [N, z_dim] (+ labels c [N, c_dim]) -> images [N, img_channels, R, R] in about [-1, 1].
+
+    ``G.mapping(z, c)`` -> ws [N, num_ws, w_dim]; ``G.synthesis(ws, noise_mode=...)`` -> images.
+    ``topology`` names a generator plugin, ``normalization`` a normalization plugin.
+    """
+
+    def __init__(self, img_resolution: int = 256, img_channels: int = 3, z_dim: int = 512,
+                 w_dim: int = 512, c_dim: int = 0, topology: str = "skip", normalization: str = "demod",
+                 mapping_layers: int = 8, mapping_lr_multiplier: float = 0.01, w_avg_beta: float = 0.995,
+                 channel_base: int = 32768, channel_max: int = 512, use_noise: bool = True,
+                 conv_clamp: float | None = None):
+        super().__init__()
+        _check_image_format(img_resolution, img_channels)
+        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
+        self.img_resolution, self.img_channels = img_resolution, img_channels
+        self.topology, self.normalization = topology, normalization
+        synthesis_class = registry.load("generator", topology)
+        norm = registry.load("normalization", normalization)()
+        self.synthesis = synthesis_class(w_dim, img_resolution, img_channels, norm,
+                                         channel_base=channel_base, channel_max=channel_max,
+                                         use_noise=use_noise, conv_clamp=conv_clamp)
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, num_layers=mapping_layers,
+                                      lr_multiplier=mapping_lr_multiplier, w_avg_beta=w_avg_beta)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1,
+                truncation_cutoff: int | None = None, noise_mode: str = "random",
+                fused_modconv: bool | None = None) -> torch.Tensor:
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        return self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv)
+
+    def mix_styles(self, ws: torch.Tensor, c: torch.Tensor | None, mixing_prob: float) -> torch.Tensor:
+        """Style-mixing regularization (StyleGAN Section 3.1): with probability ``mixing_prob``,
+        the styles from a random crossover index in [1, num_ws) on come from a second latent.
+        """
+        if mixing_prob <= 0 or self.num_ws < 2:
+            return ws
+        cutoff = int(torch.randint(1, self.num_ws, [], device="cpu"))
+        if float(torch.rand([], device="cpu")) >= mixing_prob:
+            return ws
+        z2 = torch.randn(ws.shape[0], self.z_dim, device=ws.device)
+        ws2 = self.mapping(z2, c, update_w_avg=False)
+        return torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
+
+    def plugins(self) -> dict[str, str]:
+        return {"generator": self.topology, "normalization": self.normalization}
+
+
+def build_discriminator(topology: str = "residual", **kwargs) -> nn.Module:
+    """The discriminator plugin ``topology``, built with ``img_resolution``, ``img_channels``,
+    ``c_dim``, ``channel_base``, ``channel_max``, ``mbstd_group_size``, ... (see
+    ``lightning_stylegan.discriminators.base.Discriminator``).
+    """
+    _check_image_format(kwargs.get("img_resolution", 256), kwargs.get("img_channels", 3))
+    return registry.load("discriminator", topology)(**kwargs)
