@@ -71,10 +71,10 @@ class Generator(nn.Module):
         return {"generator": self.topology, "normalization": self.normalization}
 
 
-def build_discriminator(topology: str = "residual", **kwargs) -> nn.Module:
-    """The discriminator plugin ``topology``, built with ``img_resolution``, ``img_channels``,
-    ``c_dim``, ``channel_base``, ``channel_max``, ``mbstd_group_size``, ... (see
-    ``lightning_stylegan.discriminators.base.Discriminator``).
+def build_discriminator(topology: str = "residual", img_resolution: int = 256, img_channels: int = 3,
+                        **kwargs) -> nn.Module:
+    """The discriminator plugin ``topology`` with its keyword options (``c_dim``, ``channel_base``,
+    ``channel_max``, ``mbstd_group_size``, ...; see ``lightning_stylegan.discriminators.base``).
     """
-    _check_image_format(kwargs.get("img_resolution", 256), kwargs.get("img_channels", 3))
-    return registry.load("discriminator", topology)(**kwargs)
+    _check_image_format(img_resolution, img_channels)
+    return registry.load("discriminator", topology)(img_resolution, img_channels, **kwargs)

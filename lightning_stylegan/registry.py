@@ -140,6 +140,11 @@ def load(kind: str, name: str):
             f"failed with {type(error).__name__}: {error}. Reinstall or fix that package."
         ) from error
     declared = getattr(obj, "api_version", None)
+    if declared is None:
+        raise PluginError(
+            f"The {kind} plugin {name!r} from {found.owner} does not declare `api_version`; a plugin "
+            f"must set `api_version = {API_VERSION}` to say which registry API it was written for."
+        )
     if declared != API_VERSION:
         raise PluginError(
             f"The {kind} plugin {name!r} from {found.owner} targets registry API version {declared!r}, "

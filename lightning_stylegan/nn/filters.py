@@ -31,10 +31,22 @@ def _padding4(padding: int | Sequence[int]) -> tuple[int, int, int, int]:
     return tuple(padding)  # (before, after) along x, then along y
 
 
+def _fir1d(x: torch.Tensor, taps: torch.Tensor, dim: int) -> torch.Tensor:
+    """Valid 1-D convolution of ``x`` along ``dim`` with ``taps``, as a sum of shifted slices
+    (several times faster on CPU than a depthwise ``conv2d``, and twice differentiable)."""
+    length = x.shape[dim] - taps.numel() + 1
+    flipped = taps.flip(0).to(x.dtype)
+    out = x.narrow(dim, 0, length) * flipped[0]
+    for k in range(1, taps.numel()):
+        out = out + x.narrow(dim, k, length) * flipped[k]
+    return out
+
+
 def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 1,
               padding: int | Sequence[int] = 0, gain: float = 1) -> torch.Tensor:
     """Per channel: insert ``up - 1`` zeros after each pixel, pad (negative = crop), convolve with
-    the 2-D FIR filter ``f`` times ``gain``, keep every ``down``-th pixel.
+    the separable 2-D FIR filter ``f`` (as made by ``setup_filter``) times ``gain``, keep every
+    ``down``-th pixel.
 
     ``padding`` is one int, ``(x, y)``, or ``(x_before, x_after, y_before, y_after)``.
     """
@@ -44,9 +56,9 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1]).reshape(n, c, h * up, w * up)
     x = F.pad(x, list(_padding4(padding)))
     if f is not None:
-        kernel = (f * gain).to(x.dtype).flip([0, 1])  # convolution, not correlation
-        kernel = kernel[None, None].expand(c, 1, *f.shape)
-        x = F.conv2d(x, kernel, groups=c)
+        # f = outer(taps_y, taps_x) with f.sum() == 1, so its row and column sums are the 1-D taps.
+        x = _fir1d(x, f.sum(dim=0) * gain ** 0.5, dim=3)
+        x = _fir1d(x, f.sum(dim=1) * gain ** 0.5, dim=2)
     elif gain != 1:
         x = x * gain
     if down > 1:
