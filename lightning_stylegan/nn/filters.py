@@ -24,6 +24,7 @@ def setup_filter(taps: Sequence[float] = DEFAULT_FILTER) -> torch.Tensor:
 
 
 def _padding4(padding: int | Sequence[int]) -> tuple[int, int, int, int]:
+    """int -> all sides; (before, after) -> both axes; 4 values -> (x0, x1, y0, y1)."""
     if isinstance(padding, int):
         return padding, padding, padding, padding
     if len(padding) == 2:
@@ -45,10 +46,11 @@ def _fir1d(x: torch.Tensor, taps: torch.Tensor, dim: int) -> torch.Tensor:
 def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 1,
               padding: int | Sequence[int] = 0, gain: float = 1) -> torch.Tensor:
     """Per channel: insert ``up - 1`` zeros after each pixel, pad (negative = crop), convolve with
-    the separable 2-D FIR filter ``f`` (as made by ``setup_filter``) times ``gain``, keep every
-    ``down``-th pixel.
+    the 2-D FIR filter ``f`` times ``gain``, keep every ``down``-th pixel.
 
-    ``padding`` is one int, ``(x, y)``, or ``(x_before, x_after, y_before, y_after)``.
+    ``f`` must be separable, ``f = outer(taps_y, taps_x)``, as every filter ``setup_filter`` makes
+    is; it is applied as two 1-D passes. ``padding`` is one int (all sides), ``(before, after)``
+    (the same on both axes), or ``(x_before, x_after, y_before, y_after)``.
     """
     n, c, h, w = x.shape
     if up > 1:
@@ -56,9 +58,9 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1]).reshape(n, c, h * up, w * up)
     x = F.pad(x, list(_padding4(padding)))
     if f is not None:
-        # f = outer(taps_y, taps_x) with f.sum() == 1, so its row and column sums are the 1-D taps.
-        x = _fir1d(x, f.sum(dim=0) * gain ** 0.5, dim=3)
-        x = _fir1d(x, f.sum(dim=1) * gain ** 0.5, dim=2)
+        # For f = outer(a, b): f.sum(0) = sum(a) b and f.sum(1) = a sum(b) / f.sum() = a / sum(a).
+        x = _fir1d(x, f.sum(dim=0) * gain, dim=3)
+        x = _fir1d(x, f.sum(dim=1) / f.sum(), dim=2)
     elif gain != 1:
         x = x * gain
     if down > 1:
