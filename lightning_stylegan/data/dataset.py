@@ -1,0 +1,305 @@
+"""``ImageDataset``: a folder or zip of images (or the embedded Fashion-MNIST) as training pairs.
+
+Each item is ``(img, label)``: ``img`` float32 [C, R, R] in [-1, 1] (``uint8 / 127.5 - 1``), decoded
+with the policy of ``lightning_stylegan.data.images``; ``label`` a float32 one-hot vector of size
+``label_dim`` with ``use_labels=True``, else ``torch.zeros(0)``. Labels come from NVlabs'
+``dataset.json`` at the root of the folder or zip: ``{"labels": [["dir/img.png", 3], ...]}``.
+"""
+from __future__ import annotations
+
+import json
+import operator
+import os
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .embedded import EMBEDDED_NAME, NUM_CLASSES, is_embedded, load_embedded
+from .images import EXTENSIONS, SKIP_HINT, ImageDataError, check_format, convert_image, decode_image, is_image_name
+
+LABEL_FILE = "dataset.json"
+_SHOWN = 5  # how many names an error or warning lists
+
+
+def _hidden(relative: str) -> bool:
+    """Dot-files/folders and macOS ``__MACOSX`` zip folders (``._x.png`` there is not an image)."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in relative.split("/"))
+
+
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(names[:_SHOWN])
+    return shown + (f", ... ({len(names) - _SHOWN} more)" if len(names) > _SHOWN else "")
+
+
+def _parse_labels(raw: bytes, where: str) -> dict[str, int] | None:
+    """NVlabs' ``dataset.json`` -> {relative path: class}, or None for ``"labels": null``."""
+    try:
+        meta = json.loads(raw)
+    except ValueError as exc:
+        raise ImageDataError(f"{where} is not valid JSON ({exc}); fix it or pass use_labels=False.") from exc
+    if not isinstance(meta, dict) or "labels" not in meta:
+        raise ImageDataError(f'{where} must be an object with a "labels" key: '
+                             '{"labels": [["dir/img.png", 0], ...]} (or "labels": null).')
+    entries = meta["labels"]
+    if entries is None:
+        return None
+    entries = entries.items() if isinstance(entries, dict) else entries
+    table = {}
+    for entry in entries:
+        ok = isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[0], str)
+        if not ok or isinstance(entry[1], bool) or not isinstance(entry[1], int) or entry[1] < 0:
+            raise ImageDataError(f"{where}: bad label entry {entry!r}; each entry must be "
+                                 '["relative/path.png", class] with class a non-negative integer.')
+        table[entry[0].replace("\\", "/")] = entry[1]
+    return table
+
+
+class _Folder:
+    """Image files under ``root``, searched recursively (symlinked folders followed once)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def list(self) -> list[str]:
+        names, seen = [], set()
+        for folder, dirs, files in os.walk(self.root, followlinks=True):
+            real = os.path.realpath(folder)
+            if real in seen:  # a symlink loop, or a folder linked twice
+                dirs[:] = []
+                continue
+            seen.add(real)
+            rel = Path(folder).relative_to(self.root).as_posix()
+            prefix = "" if rel == "." else rel + "/"
+            names += [prefix + f for f in files if is_image_name(f) and not _hidden(prefix + f)]
+        return sorted(names)
+
+    def where(self, name: str) -> str:
+        return str(self.root / name)
+
+    def read(self, name: str) -> bytes:
+        try:
+            return (self.root / name).read_bytes()
+        except OSError as exc:
+            raise ImageDataError(f"Cannot read image {self.where(name)} ({exc}). {SKIP_HINT}") from exc
+
+    def label_bytes(self) -> bytes | None:
+        path = self.root / LABEL_FILE
+        return path.read_bytes() if path.is_file() else None
+
+
+class _Zip:
+    """Image members of a zip file, opened lazily once per process (so the dataset pickles, and
+    forked DataLoader workers never share a file offset)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._zip: zipfile.ZipFile | None = None
+        self._pid: int | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_zip": None, "_pid": None}
+
+    def _file(self) -> zipfile.ZipFile:
+        if self._zip is None or self._pid != os.getpid():
+            try:
+                self._zip = zipfile.ZipFile(self.root)
+            except (OSError, zipfile.BadZipFile) as exc:
+                raise ImageDataError(f"Cannot open zip file {self.root} ({exc}).") from exc
+            self._pid = os.getpid()
+        return self._zip
+
+    def list(self) -> list[str]:
+        infos = self._file().infolist()
+        return sorted({i.filename for i in infos if not i.is_dir() and is_image_name(i.filename)
+                       and not _hidden(i.filename)})
+
+    def where(self, name: str) -> str:
+        return f"{name} in zip file {self.root}"
+
+    def read(self, name: str) -> bytes:
+        try:
+            return self._file().read(name)
+        except Exception as exc:  # BadZipFile (CRC), zlib.error, OSError, NotImplementedError (compression)
+            raise ImageDataError(f"Cannot read image {self.where(name)} ({type(exc).__name__}: {exc}). "
+                                 f"{SKIP_HINT}") from exc
+
+    def label_bytes(self) -> bytes | None:
+        zf = self._file()
+        return zf.read(LABEL_FILE) if LABEL_FILE in zf.namelist() else None
+
+
+class _Embedded:
+    """The embedded Fashion-MNIST (``lightning_stylegan.data.embedded``); names are indices."""
+
+    root = EMBEDDED_NAME
+
+    def list(self) -> list[str]:
+        return [f"{i:04d}" for i in range(len(load_embedded()[0]))]
+
+    def where(self, name: str) -> str:
+        return f"{EMBEDDED_NAME}/{name}"
+
+    def labels(self) -> dict[str, int]:
+        return {f"{i:04d}": int(c) for i, c in enumerate(load_embedded()[1])}
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Images of a folder, a zip, or the embedded Fashion-MNIST, as ``(img, label)`` pairs.
+
+    Args:
+        source: a folder (searched recursively for .png .jpg .jpeg .webp .bmp in any case; dot-files
+            and dot-folders are ignored), a ``.zip`` of such images, or ``None`` / ``"fashion-mnist"``
+            for the embedded 6000-image Fashion-MNIST (write ``./fashion-mnist`` for a folder of
+            that name). Images are ordered by relative path.
+        resolution: output size R; every image becomes R x R.
+        channels: 1 (gray), 3 (RGB) or 4 (RGBA); every image is converted to it.
+        resize: 'center-crop' (largest centered square) or 'pad' (centered, black borders) to make a
+            non-square image square before the LANCZOS resize; see ``lightning_stylegan.data.images``.
+        skip_corrupt: decode every image once now and drop those that fail (``num_skipped``,
+            ``skipped``, and a warning report them); otherwise a bad image raises ``ImageDataError``
+            when it is read.
+        use_labels: one-hot class labels from ``dataset.json`` (size ``label_dim`` = largest class
+            + 1); every image must have one. Otherwise ``label_dim`` is 0 and labels are empty.
+        xflip: also yield every image mirrored left-right (index i + N is image i flipped).
+        max_images: keep only the first this many images (the first readable ones with skip_corrupt).
+    """
+
+    def __init__(self, source: str | os.PathLike | None, resolution: int, channels: int,
+                 resize: str = "center-crop", skip_corrupt: bool = False, use_labels: bool = False,
+                 xflip: bool = False, max_images: int | None = None):
+        check_format(resolution, channels, resize)
+        if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int)
+                                       or max_images < 1):
+            raise ValueError(f"max_images must be a positive integer or None, got {max_images!r}")
+        self.resolution, self.channels, self.resize = resolution, channels, resize
+        self.xflip, self.use_labels = bool(xflip), bool(use_labels)
+        self._source = self._open(source)
+        self.source = str(self._source.root)
+        names = self._source.list()
+        if not names:
+            raise ImageDataError(f"No images ({' '.join(EXTENSIONS)}) found in {self.source}; "
+                                 "point the dataset at a folder or zip that holds some.")
+        table = self._label_table() if use_labels else None
+        self.skipped: list[str] = []
+        if skip_corrupt:
+            names = self._drop_unreadable(names, max_images)
+        self._names = names[:max_images]
+        self.label_dim = 0
+        self._labels = None
+        if table is not None:
+            missing = [n for n in self._names if n not in table]
+            if missing:
+                raise ImageDataError(
+                    f"{len(missing)} image(s) have no label in {self._label_where()}: "
+                    f"{', '.join(self._source.where(n) for n in missing[:_SHOWN])}"
+                    f"{', ...' if len(missing) > _SHOWN else ''}. Add them to its \"labels\" list, "
+                    "remove the images, or pass use_labels=False.")
+            self.label_dim = (NUM_CLASSES if isinstance(self._source, _Embedded) else max(table.values()) + 1)
+            self._labels = np.array([table[n] for n in self._names], dtype=np.int64)
+
+    @staticmethod
+    def _open(source):
+        if is_embedded(source):
+            return _Embedded()
+        path = Path(source)
+        if not path.exists():
+            raise ImageDataError(f"Dataset path {path} does not exist; give an existing folder or .zip "
+                                 f"file, or None / {EMBEDDED_NAME!r} for the embedded Fashion-MNIST.")
+        if path.is_dir():
+            return _Folder(path)
+        if path.is_file() and path.suffix.lower() == ".zip":
+            if not zipfile.is_zipfile(path):
+                raise ImageDataError(f"{path} is not a valid zip file (truncated or not a zip); re-create it.")
+            return _Zip(path)
+        raise ImageDataError(f"Dataset path {path} is neither a folder nor a .zip file; give a folder of "
+                             "images or a .zip of them.")
+
+    def _label_where(self) -> str:
+        return "the embedded labels" if isinstance(self._source, _Embedded) else f"{self.source}/{LABEL_FILE}"
+
+    def _label_table(self) -> dict[str, int]:
+        if isinstance(self._source, _Embedded):
+            return self._source.labels()
+        raw = self._source.label_bytes()
+        if raw is None:
+            raise ImageDataError(f"use_labels=True needs {self._label_where()} "
+                                 '({"labels": [["dir/img.png", 0], ...]}), which does not exist; add it '
+                                 "or pass use_labels=False.")
+        table = _parse_labels(raw, self._label_where())
+        if table is None:
+            raise ImageDataError(f'{self._label_where()} says "labels": null (no labels); '
+                                 "pass use_labels=False or add labels.")
+        return table
+
+    def _drop_unreadable(self, names: list[str], max_images: int | None) -> list[str]:
+        if isinstance(self._source, _Embedded):
+            return names
+        good = []
+        for name in names:
+            if max_images is not None and len(good) >= max_images:
+                break
+            try:
+                self._load(name)
+                good.append(name)
+            except ImageDataError:
+                self.skipped.append(name)
+        if self.skipped:
+            warnings.warn(f"Skipped {len(self.skipped)} unreadable image(s) in {self.source} "
+                          f"(skip_corrupt=True): {_listing(self.skipped)}", stacklevel=3)
+        if not good:
+            raise ImageDataError(f"None of the {len(names)} images in {self.source} can be decoded.")
+        return good
+
+    def _load(self, name: str) -> np.ndarray:
+        """uint8 [C, R, R] for one image name."""
+        if isinstance(self._source, _Embedded):
+            img = Image.fromarray(load_embedded()[0][int(name)], "L")
+            return convert_image(img, self.resolution, self.channels, self.resize)
+        data = self._source.read(name)
+        return decode_image(data, self._source.where(name), self.resolution, self.channels, self.resize)
+
+    @property
+    def names(self) -> list[str]:
+        """The images' paths relative to the source root (indices for the embedded set), in order."""
+        return list(self._names)
+
+    @property
+    def num_images(self) -> int:
+        """How many distinct images (``len`` is twice this with ``xflip``)."""
+        return len(self._names)
+
+    @property
+    def num_skipped(self) -> int:
+        return len(self.skipped)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.resolution, self.resolution)
+
+    def __len__(self) -> int:
+        return len(self._names) * (2 if self.xflip else 1)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = operator.index(index)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} images")
+        n = len(self._names)
+        array = self._load(self._names[index % n])
+        if index >= n:
+            array = array[:, :, ::-1]
+        img = torch.from_numpy(np.ascontiguousarray(array)).to(torch.float32) / 127.5 - 1
+        if self._labels is None:
+            return img, torch.zeros(0)
+        label = torch.zeros(self.label_dim)
+        label[self._labels[index % n]] = 1
+        return img, label
+
+    def __repr__(self) -> str:
+        return (f"ImageDataset({self.source!r}, {self.num_images} images, shape {list(self.image_shape)}, "
+                f"resize={self.resize!r}, label_dim={self.label_dim}, xflip={self.xflip})")

@@ -1,0 +1,413 @@
+"""The data package on real files: folders and zips written with PIL and zipfile in ``tmp_path``."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, features
+
+from lightning_stylegan.data import build_fashion_mnist
+from lightning_stylegan.data.datamodule import ImageDataModule
+from lightning_stylegan.data.dataset import ImageDataset
+from lightning_stylegan.data.embedded import EMBEDDED_NAME, load_embedded
+from lightning_stylegan.data.images import ImageDataError, convert_image, decode_image
+
+
+def save(path: Path, img: Image.Image | np.ndarray, **kwargs) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (img if isinstance(img, Image.Image) else Image.fromarray(img)).save(path, **kwargs)
+    return path
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def gray(value: int, size=(4, 4)) -> np.ndarray:
+    return np.full(size[::-1], value, dtype=np.uint8)
+
+
+def uint8(img: torch.Tensor) -> np.ndarray:
+    """The dataset's [-1, 1] floats back to the exact uint8 values they came from."""
+    return np.rint((img.numpy() + 1) * 127.5).astype(np.uint8)
+
+
+def make_folder(root: Path, count: int = 6) -> Path:
+    for i in range(count):
+        save(root / f"sub{i % 2}" / f"img{i}.png", gray(10 * i))
+    return root
+
+
+# --- sources ---------------------------------------------------------------------------------------
+
+def test_a_folder_is_searched_recursively_for_every_image_extension_in_path_order(tmp_path):
+    save(tmp_path / "b.png", gray(1))
+    save(tmp_path / "a" / "c.JPG", gray(2), quality=100)
+    save(tmp_path / "a" / "deep" / "d.jpeg", gray(3), quality=100)
+    save(tmp_path / "e.BMP", gray(4))
+    save(tmp_path / "f.gif", gray(5))                 # not an accepted extension
+    save(tmp_path / ".hidden.png", gray(6))           # dot-files and dot-folders are ignored
+    save(tmp_path / ".cache" / "g.png", gray(7))
+    (tmp_path / "notes.txt").write_text("not an image")
+    expected = ["a/c.JPG", "a/deep/d.jpeg", "b.png", "e.BMP"]
+    if features.check("webp"):
+        save(tmp_path / "z.webp", gray(8), lossless=True)
+        expected.append("z.webp")
+    ds = ImageDataset(str(tmp_path), resolution=4, channels=1)
+    assert ds.names == expected and len(ds) == len(expected) and ds.num_images == len(expected)
+    assert ds.image_shape == (1, 4, 4)
+    values = [int(uint8(ds[i][0])[0, 0, 0]) for i in range(len(ds))]
+    assert values == [2, 3, 1, 4, 8][:len(expected)]
+
+
+def test_a_zip_is_read_member_by_member_like_the_folder_it_came_from(tmp_path):
+    folder = make_folder(tmp_path / "folder")
+    archive = tmp_path / "images.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("sub0/", "")                                  # a folder entry
+        zf.writestr("__MACOSX/sub0/._img0.png", b"resource fork")  # macOS junk, not an image
+        for path in sorted(folder.rglob("*.png")):
+            zf.write(path, path.relative_to(folder).as_posix())
+    from_zip, from_folder = ImageDataset(archive, 4, 1), ImageDataset(folder, 4, 1)
+    assert from_zip.names == from_folder.names == [f"sub{i % 2}/img{i}.png" for i in (0, 2, 4, 1, 3, 5)]
+    for i in range(len(from_zip)):
+        assert torch.equal(from_zip[i][0], from_folder[i][0])
+
+
+def test_a_zip_backed_dataset_pickles_after_reading_and_reads_again(tmp_path):
+    archive = tmp_path / "images.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(3):
+            zf.writestr(f"{i}.png", png_bytes(Image.fromarray(gray(40 * i))))
+    ds = ImageDataset(archive, 4, 3, xflip=True)
+    first = ds[1][0]
+    copy = pickle.loads(pickle.dumps(ds))
+    assert torch.equal(copy[1][0], first) and len(copy) == 6
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p / "missing", "does not exist"),
+    (lambda p: (p / "empty").mkdir() or p / "empty", "No images"),
+    (lambda p: (p / "notes.txt").write_text("x") and p / "notes.txt", "neither a folder nor a .zip"),
+    (lambda p: (p / "bad.zip").write_bytes(b"not a zip") and p / "bad.zip", "not a valid zip"),
+])
+def test_a_path_without_images_is_a_clear_error_naming_it(tmp_path, make, message):
+    path = make(tmp_path)
+    with pytest.raises(ImageDataError, match=message) as info:
+        ImageDataset(path, 4, 1)
+    assert str(path) in str(info.value)
+
+
+def test_an_empty_zip_and_bad_arguments_are_clear_errors(tmp_path):
+    with zipfile.ZipFile(tmp_path / "empty.zip", "w") as zf:
+        zf.writestr("readme.txt", "no images here")
+    with pytest.raises(ImageDataError, match="No images.*empty.zip"):
+        ImageDataset(tmp_path / "empty.zip", 4, 1)
+    folder = make_folder(tmp_path / "f")
+    with pytest.raises(ValueError, match=r"channels must be one of \(1, 3, 4\)"):
+        ImageDataset(folder, 4, 2)
+    with pytest.raises(ValueError, match="center-crop, pad"):
+        ImageDataset(folder, 4, 1, resize="stretch")
+    with pytest.raises(ValueError, match="max_images"):
+        ImageDataset(folder, 4, 1, max_images=0)
+
+
+def test_max_images_keeps_the_first_images_in_path_order(tmp_path):
+    ds = ImageDataset(make_folder(tmp_path), 4, 1, max_images=2)
+    assert ds.names == ["sub0/img0.png", "sub0/img2.png"] and len(ds) == 2
+
+
+# --- labels ----------------------------------------------------------------------------------------
+
+def write_labels(root: Path, labels) -> None:
+    (root / "dataset.json").write_text(json.dumps({"labels": labels}))
+
+
+def test_dataset_json_gives_one_hot_labels_sized_by_the_largest_class(tmp_path):
+    root = make_folder(tmp_path, count=3)
+    write_labels(root, [["sub0/img0.png", 0], ["sub1/img1.png", 4], ["sub0/img2.png", 2]])
+    ds = ImageDataset(root, 4, 1, use_labels=True)
+    assert ds.label_dim == 5
+    labels = [ds[i][1] for i in range(3)]  # names sorted: sub0/img0, sub0/img2, sub1/img1
+    assert all(label.dtype == torch.float32 and label.shape == (5,) for label in labels)
+    assert [int(label.argmax()) for label in labels] == [0, 2, 4] and all(label.sum() == 1 for label in labels)
+    plain = ImageDataset(root, 4, 1)
+    assert plain.label_dim == 0 and plain[0][1].shape == (0,) and plain[0][1].dtype == torch.float32
+
+
+def test_dataset_json_in_a_zip(tmp_path):
+    archive = tmp_path / "labelled.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("a/x.png", png_bytes(Image.fromarray(gray(5))))
+        zf.writestr("dataset.json", json.dumps({"labels": [["a/x.png", 1]]}))
+    ds = ImageDataset(archive, 4, 1, use_labels=True)
+    assert ds.label_dim == 2 and ds[0][1].tolist() == [0.0, 1.0]
+
+
+def test_label_problems_name_the_file_and_the_fix(tmp_path):
+    root = make_folder(tmp_path, count=2)
+    with pytest.raises(ImageDataError, match="dataset.json.*does not exist.*use_labels=False"):
+        ImageDataset(root, 4, 1, use_labels=True)
+    write_labels(root, [["sub0/img0.png", 0]])
+    with pytest.raises(ImageDataError, match=r"1 image\(s\) have no label") as info:
+        ImageDataset(root, 4, 1, use_labels=True)
+    assert str(root / "sub1/img1.png") in str(info.value)
+    write_labels(root, None)
+    with pytest.raises(ImageDataError, match='"labels": null'):
+        ImageDataset(root, 4, 1, use_labels=True)
+    assert ImageDataset(root, 4, 1).label_dim == 0  # without use_labels, dataset.json is not read
+    write_labels(root, [["sub0/img0.png", "shoe"]])
+    with pytest.raises(ImageDataError, match="non-negative integer"):
+        ImageDataset(root, 4, 1, use_labels=True)
+
+
+# --- resize policy ---------------------------------------------------------------------------------
+
+def halves(width: int = 8, height: int = 4) -> np.ndarray:
+    """A wide image whose left half is 200 and right half 50."""
+    img = np.full((height, width), 50, dtype=np.uint8)
+    img[:, : width // 2] = 200
+    return img
+
+
+def test_center_crop_keeps_the_middle_square(tmp_path):
+    out = uint8(ImageDataset(save(tmp_path / "x" / "wide.png", halves()).parent, 4, 1)[0][0])[0]
+    assert (out[:, :2] == 200).all() and (out[:, 2:] == 50).all()  # columns 2..5 of the 8
+
+
+def test_pad_adds_centered_black_borders(tmp_path):
+    out = uint8(ImageDataset(save(tmp_path / "x" / "wide.png", halves()).parent, 8, 1, resize="pad")[0][0])[0]
+    assert (out[:2] == 0).all() and (out[6:] == 0).all()      # two black rows above and below
+    assert (out[2:6, :4] == 200).all() and (out[2:6, 4:] == 50).all()
+
+
+def test_an_odd_margin_goes_right_and_the_square_is_resized_with_lanczos():
+    columns = np.tile(np.arange(1, 6, dtype=np.uint8) * 40, (2, 1))   # 5 wide x 2 high: 40 80 120 160 200
+    crop = convert_image(Image.fromarray(columns), 2, 1, "center-crop")[0]
+    assert crop.tolist() == [[80, 120], [80, 120]]                     # columns 1 and 2
+    tall = convert_image(Image.fromarray(columns.T.copy()), 5, 1, "pad")[0]  # 2 wide x 5 high
+    assert (tall[:, [0, 3, 4]] == 0).all() and tall[:, 1].tolist() == [40, 80, 120, 160, 200]
+    big = convert_image(Image.fromarray(halves(64, 32)), 16, 1, "pad")[0]
+    assert (big[[0, -1]] == 0).all() and (big[[1, 2, -3, -2]] <= 2).all()  # borders, a little ringing
+    assert abs(int(big[8, 2]) - 200) <= 2 and abs(int(big[8, 13]) - 50) <= 2
+    small = convert_image(Image.fromarray(halves(64, 32)), 16, 1, "center-crop")[0]
+    assert (small[:, 0] == 200).all() and (small[:, -1] == 50).all()
+
+
+def test_an_image_already_at_the_resolution_is_untouched(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    for resize in ("center-crop", "pad"):
+        out = ImageDataset(save(tmp_path / "x" / "rgb.png", pixels).parent, 8, 3, resize=resize)[0][0]
+        assert (uint8(out) == pixels.transpose(2, 0, 1)).all()
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.new("L", (8, 4), 255)
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90: the stored 8x4 image is shown 4 wide, 8 high
+    save(tmp_path / "x" / "photo.jpg", img, exif=exif, quality=100)
+    out = uint8(ImageDataset(tmp_path / "x", 8, 1, resize="pad")[0][0])[0]
+    assert (out[:, :2] < 10).all() and (out[:, 6:] < 10).all() and (out[:, 2:6] > 245).all()
+
+
+# --- channels --------------------------------------------------------------------------------------
+
+def luma(rgb) -> int:
+    return Image.new("RGB", (1, 1), tuple(rgb)).convert("L").getpixel((0, 0))
+
+
+def palette_image(transparent: bool) -> Image.Image:
+    img = Image.new("P", (4, 4), 0)
+    img.putpalette([10, 200, 60, 90, 90, 90] + [0] * 762)
+    img.putpixel((0, 0), 1)
+    if transparent:
+        img.info["transparency"] = 1
+    return img
+
+
+# source image -> (pixel (0,0) as RGBA, pixel (3,3) as RGBA); gray expected values are luma(RGB)
+CONVERSIONS = {
+    "L": (Image.fromarray(gray(100)), (100, 100, 100, 255), (100, 100, 100, 255)),
+    "1": (Image.fromarray(np.eye(4, dtype=bool)), (255, 255, 255, 255), (255, 255, 255, 255)),
+    "I;16": (Image.fromarray(np.diag([65535, 25700, 0, 257]).astype(np.uint16)),
+             (255, 255, 255, 255), (1, 1, 1, 255)),
+    "RGB": (Image.new("RGB", (4, 4), (10, 200, 60)), (10, 200, 60, 255), (10, 200, 60, 255)),
+    "RGBA": (Image.new("RGBA", (4, 4), (10, 200, 60, 128)), (10, 200, 60, 128), (10, 200, 60, 128)),
+    "LA": (Image.new("LA", (4, 4), (100, 50)), (100, 100, 100, 50), (100, 100, 100, 50)),
+    "P": (palette_image(False), (90, 90, 90, 255), (10, 200, 60, 255)),
+    "P+transparency": (palette_image(True), (90, 90, 90, 0), (10, 200, 60, 255)),
+}
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("mode", list(CONVERSIONS))
+def test_every_mode_converts_to_every_channel_count(tmp_path, mode, channels):
+    img, first, last = CONVERSIONS[mode]
+    path = save(tmp_path / "x" / "img.png", img)
+    out = uint8(ImageDataset(path.parent, 4, channels)[0][0])
+    assert out.shape == (channels, 4, 4)
+    for (y, x), rgba in (((0, 0), first), ((3, 3), last)):
+        expected = [luma(rgba[:3])] if channels == 1 else list(rgba[:channels])
+        assert out[:, y, x].tolist() == expected, (mode, channels, (y, x))
+
+
+def test_16_bit_gray_is_scaled_not_clipped(tmp_path):
+    img = Image.fromarray(np.array([[0, 257 * 37, 32896, 65535]], dtype=np.uint16).repeat(4, 0))
+    assert Image.open(save(tmp_path / "x" / "deep.png", img)).mode.startswith("I")
+    assert uint8(ImageDataset(tmp_path / "x", 4, 1)[0][0])[0, 0].tolist() == [0, 37, 128, 255]
+
+
+def test_cmyk_and_ycbcr_go_through_rgb():
+    cmyk = Image.new("CMYK", (4, 4), (0, 255, 0, 0))
+    assert convert_image(cmyk, 4, 3)[:, 0, 0].tolist() == list(cmyk.convert("RGB").getpixel((0, 0)))
+    assert convert_image(cmyk, 4, 4)[3, 0, 0] == 255
+    ycbcr = Image.new("RGB", (4, 4), (10, 200, 60)).convert("YCbCr")
+    assert convert_image(ycbcr, 4, 1)[0, 0, 0] == luma(ycbcr.convert("RGB").getpixel((0, 0)))
+
+
+# --- corrupt files ---------------------------------------------------------------------------------
+
+def write_bad_files(root: Path) -> None:
+    noise = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    good = png_bytes(Image.fromarray(noise))
+    (root / "b_truncated.png").write_bytes(good[: len(good) // 2])
+    (root / "c_random.jpg").write_bytes(np.random.default_rng(2).bytes(500))
+
+
+def test_a_corrupt_file_is_an_error_naming_it_and_the_fix(tmp_path):
+    root = make_folder(tmp_path / "d", count=2)
+    write_bad_files(root)
+    ds = ImageDataset(root, 4, 1)
+    assert ds.names[:2] == ["b_truncated.png", "c_random.jpg"]
+    for i, name in enumerate(ds.names[:2]):
+        with pytest.raises(ImageDataError, match="skip_corrupt") as info:
+            ds[i]
+        assert str(root / name) in str(info.value) and "Remove" in str(info.value)
+    with pytest.raises(ImageDataError, match="garbage.jpg"):
+        decode_image(b"\xff\xd8\xff" + b"\0" * 40, "garbage.jpg", 4, 1)
+
+
+def test_a_corrupt_zip_member_error_names_the_member_and_the_zip(tmp_path):
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("inner/broken.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 30)
+    with pytest.raises(ImageDataError, match="skip_corrupt") as info:
+        ImageDataset(archive, 4, 1)[0]
+    assert "inner/broken.png" in str(info.value) and str(archive) in str(info.value)
+
+
+def test_skip_corrupt_drops_counts_and_reports_bad_files(tmp_path):
+    root = make_folder(tmp_path / "d", count=3)
+    write_bad_files(root)
+    with pytest.warns(UserWarning, match=r"Skipped 2 unreadable.*b_truncated.png, c_random.jpg"):
+        ds = ImageDataset(root, 4, 1, skip_corrupt=True)
+    assert ds.num_skipped == 2 and ds.skipped == ["b_truncated.png", "c_random.jpg"]
+    assert len(ds) == 3 and all(ds[i][0].shape == (1, 4, 4) for i in range(3))
+    with pytest.warns(UserWarning, match="Skipped 2"):
+        assert ImageDataset(root, 4, 1, skip_corrupt=True, max_images=2).names == ["sub0/img0.png",
+                                                                                  "sub0/img2.png"]
+    for name in ds.names:
+        (root / name).unlink()
+    with pytest.warns(UserWarning), pytest.raises(ImageDataError, match="None of the 2 images"):
+        ImageDataset(root, 4, 1, skip_corrupt=True)
+
+
+# --- items -----------------------------------------------------------------------------------------
+
+def test_items_are_float32_in_minus_one_to_one(tmp_path):
+    pixels = np.zeros((4, 4), dtype=np.uint8)
+    pixels[:, 2:] = 255
+    img, label = ImageDataset(save(tmp_path / "x" / "bw.png", pixels).parent, 4, 1)[0]
+    assert img.dtype == torch.float32 and img.shape == (1, 4, 4)
+    assert img.min() == -1 and img.max() == 1 and label.shape == (0,)
+
+
+def test_xflip_doubles_the_length_with_mirrored_copies(tmp_path):
+    root = make_folder(tmp_path / "d", count=2)
+    save(root / "wide.png", halves())
+    write_labels(root, [[n, i] for i, n in enumerate(["sub0/img0.png", "sub1/img1.png", "wide.png"])])
+    ds = ImageDataset(root, 4, 1, xflip=True, use_labels=True)
+    assert len(ds) == 6 and ds.num_images == 3
+    for i in range(3):
+        img, label = ds[i]
+        flipped, flipped_label = ds[i + 3]
+        assert torch.equal(flipped, img.flip(-1)) and torch.equal(flipped_label, label)
+    assert uint8(ds[5][0])[0, 0].tolist() == [50, 50, 200, 200]
+    with pytest.raises(IndexError):
+        ds[6]
+
+
+# --- embedded Fashion-MNIST ------------------------------------------------------------------------
+
+def test_the_embedded_fashion_mnist_is_the_default():
+    ds = ImageDataset(None, 32, 1, use_labels=True)
+    assert len(ds) == 6000 and ds.image_shape == (1, 32, 32) and ds.label_dim == 10
+    img, label = ds[0]
+    assert img.shape == (1, 32, 32) and -1 <= img.min() < img.max() <= 1 and label.shape == (10,)
+    images, labels = load_embedded()
+    assert images.shape == (6000, 28, 28) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [600] * 10 and int(label.argmax()) == labels[0] == 9
+    raw = ImageDataset(EMBEDDED_NAME, 28, 1)
+    assert raw.label_dim == 0 and (uint8(raw[17][0])[0] == images[17]).all()
+    rgb = ImageDataset(EMBEDDED_NAME, 32, 3)[5][0]
+    assert rgb.shape == (3, 32, 32) and torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[1], rgb[2])
+    assert torch.equal(rgb[:1], ImageDataset(None, 32, 1)[5][0])
+
+
+def test_the_embedded_file_can_be_rebuilt_from_idx_files(tmp_path):
+    labels = np.arange(30, dtype=np.uint8) % 10
+    images = np.arange(30 * 28 * 28, dtype=np.uint64).astype(np.uint8).reshape(30, 28, 28)
+    header = lambda array: bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header(images) + images.tobytes()))
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(header(labels) + labels.tobytes())  # not gzipped
+    out = build_fashion_mnist.main([str(tmp_path), "--out", str(tmp_path / "out.npz")])
+    with np.load(out) as npz:
+        assert np.array_equal(npz["labels"], labels) and np.array_equal(npz["images"], images)
+    picked, picked_labels = build_fashion_mnist.select(images, labels, per_class=2)
+    assert picked_labels.tolist() == list(range(10)) * 2 and np.array_equal(picked, images[:20])
+
+
+# --- DataModule ------------------------------------------------------------------------------------
+
+def test_the_datamodule_knows_its_shape_and_labels_at_once_and_batches(tmp_path):
+    root = make_folder(tmp_path / "d", count=10)
+    write_labels(root, [[f"sub{i % 2}/img{i}.png", i % 3] for i in range(10)])
+    dm = ImageDataModule(str(root), resolution=8, channels=3, batch_size=4, use_labels=True, val_images=5)
+    assert dm.label_dim == 3 and dm.num_images == 10 and dm.image_shape == (3, 8, 8)
+    train = list(dm.train_dataloader())
+    assert len(train) == 2 and all(x.shape == (4, 3, 8, 8) and c.shape == (4, 3) for x, c in train)
+    val = list(dm.val_dataloader())
+    assert [len(x) for x, _ in val] == [4, 1]
+    assert torch.equal(torch.cat([x for x, _ in val]), torch.stack([dm.dataset[i][0] for i in range(5)]))
+    assert ImageDataModule(str(root), val_images=0).val_dataloader() == []
+
+
+def test_the_datamodule_defaults_to_fashion_mnist_and_rejects_too_small_datasets(tmp_path):
+    dm = ImageDataModule()
+    assert dm.label_dim == 0 and dm.num_images == 6000 and dm.image_shape == (1, 32, 32)
+    x, c = next(iter(dm.train_dataloader()))
+    assert x.shape == (32, 1, 32, 32) and c.shape == (32, 0)
+    small = ImageDataModule(str(make_folder(tmp_path / "d", count=3)), batch_size=4, xflip=True)
+    assert len(list(small.train_dataloader())) == 1  # 6 items with the mirrored copies
+    with pytest.raises(ValueError, match="fewer than batch_size=8.*--data.batch_size"):
+        ImageDataModule(str(tmp_path / "d"), batch_size=8).train_dataloader()
+
+
+def test_worker_processes_read_a_zip(tmp_path):
+    archive = tmp_path / "images.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(8):
+            zf.writestr(f"{i}.png", png_bytes(Image.fromarray(gray(20 * i))))
+    dm = ImageDataModule(str(archive), resolution=4, batch_size=4, num_workers=2)
+    dm.dataset[0]  # the zip is now open in this process; workers must open their own
+    batches = list(dm.val_dataloader())
+    assert [uint8(x)[:, 0, 0, 0].tolist() for x, _ in batches] == [[0, 20, 40, 60], [80, 100, 120, 140]]
