@@ -1,14 +1,27 @@
 """The ``lightning-stylegan`` command.
 
-``lightning-stylegan plugins [--kind KIND]`` lists every installed plugin: kind, name,
-distribution, version and a one-line description (or why it is broken).
+* ``lightning-stylegan plugins [--kind KIND]``: every installed plugin with its distribution,
+  version and a one-line description (or why it is broken).
+* ``lightning-stylegan fit|validate --config recipes/<recipe>.yaml [--ckpt_path last]``:
+  LightningCLI over ``training.module.StyleGAN2`` and ``data.datamodule.ImageDataModule``, with the
+  regularizer, sample-grid and checkpoint callbacks as top-level groups ``r1``, ``path_length``,
+  ``samples`` and ``checkpoints``.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import __version__, registry
+
+TRAINER_DEFAULTS = {
+    "max_epochs": -1,  # training length is model.total_kimg; the data stream is infinite
+    "num_sanity_val_steps": 0,
+    "log_every_n_steps": 10,
+    "precision": "32-true",
+    "use_distributed_sampler": False,  # the data module's InfiniteSampler splits the data by rank
+}
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -20,8 +33,12 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def plugins_command(kind: str | None) -> int:
-    listings = registry.describe(kind)
+def plugins_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="lightning-stylegan plugins",
+                                     description="List the installed plugins of every kind.")
+    parser.add_argument("--kind", choices=list(registry.GROUPS), help="list only this kind")
+    args = parser.parse_args(argv)
+    listings = registry.describe(args.kind)
     rows = [["KIND", "NAME", "DISTRIBUTION", "VERSION", "DESCRIPTION"]]
     for item in listings:
         status = f"BROKEN: {item.error}" if item.error else item.description
@@ -33,26 +50,72 @@ def plugins_command(kind: str | None) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lightning-stylegan",
-        description="StyleGAN-family GANs on PyTorch Lightning, every variant a plugin.")
-    parser.add_argument("--version", action="version", version=f"lightning-stylegan {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    plugins = commands.add_parser("plugins", help="list the installed plugins of every kind")
-    plugins.add_argument("--kind", choices=list(registry.GROUPS), help="list only this kind")
-    return parser
+def _lightning_cli(argv: list[str]) -> None:
+    # Imported here so that `lightning-stylegan plugins` starts without loading Lightning.
+    from lightning.pytorch.cli import LightningCLI
+
+    from .data.datamodule import ImageDataModule
+    from .training.module import StyleGAN2
+    from .training.regularizers import PathLength, R1
+    from .training.snapshots import KimgCheckpoint, SampleGrid
+
+    class StyleGANCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            parser.add_lightning_class_args(R1, "r1")
+            parser.add_lightning_class_args(PathLength, "path_length")
+            parser.add_lightning_class_args(SampleGrid, "samples")
+            parser.add_lightning_class_args(KimgCheckpoint, "checkpoints")
+            parser.link_arguments("data.resolution", "model.resolution")
+            parser.link_arguments("data.channels", "model.channels")
+            parser.link_arguments("data.label_dim", "model.label_dim", apply_on="instantiate")
+
+        def before_instantiate_classes(self) -> None:
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            model = config.model
+            for kind, name in [("generator", model.generator.topology),
+                               ("normalization", model.generator.normalization),
+                               ("discriminator", model.discriminator.topology)]:
+                try:
+                    registry.load(kind, name)
+                except registry.PluginError as error:
+                    self.parser.error(str(error))
+            if config.trainer.strategy == "ddp":
+                # G and D take turns: each phase leaves the other network's parameters unused.
+                config.trainer.strategy = "ddp_find_unused_parameters_true"
+
+        def before_fit(self) -> None:
+            config = self.config_init[self.subcommand]
+            if config.get("ckpt_path") == "last":
+                checkpoint = next(cb for cb in self.trainer.callbacks if isinstance(cb, KimgCheckpoint))
+                last = checkpoint.last_path(self.trainer)
+                if last.exists():
+                    config["ckpt_path"] = str(last)
+                else:
+                    print(f"No {last} to resume from; starting a new run.", file=sys.stderr)
+                    config["ckpt_path"] = None
+
+    StyleGANCLI(StyleGAN2, ImageDataModule, args=argv, trainer_defaults=TRAINER_DEFAULTS,
+                save_config_kwargs={"overwrite": True},
+                parser_kwargs={"prog": "lightning-stylegan",
+                               "description": "Train and evaluate StyleGAN-family GANs."})
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command == "plugins":
-            return plugins_command(args.kind)
-    except registry.PluginError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 2
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "plugins":
+        return plugins_command(argv[1:])
+    if argv and argv[0] == "--version":
+        print(f"lightning-stylegan {__version__}")
+        return 0
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: lightning-stylegan {plugins,fit,validate} ...\n\n"
+              "  plugins   list the installed plugins (--kind to filter)\n"
+              "  fit       train:  lightning-stylegan fit --config recipes/quickstart.yaml\n"
+              "  validate  score reals and EMA fakes with D on the validation images\n\n"
+              "Run `lightning-stylegan fit --help` for every option.")
+        return 0 if argv else 2
+    _lightning_cli(argv)
+    return 0
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
 import pickle
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from lightning_stylegan.data.datamodule import ImageDataModule
 from lightning_stylegan.data.dataset import ImageDataset
 from lightning_stylegan.data.embedded import EMBEDDED_NAME, load_embedded
 from lightning_stylegan.data.images import ImageDataError, convert_image, decode_image
+from lightning_stylegan.data.sampler import InfiniteSampler
 
 
 def save(path: Path, img: Image.Image | np.ndarray, **kwargs) -> Path:
@@ -383,8 +386,10 @@ def test_the_datamodule_knows_its_shape_and_labels_at_once_and_batches(tmp_path)
     write_labels(root, [[f"sub{i % 2}/img{i}.png", i % 3] for i in range(10)])
     dm = ImageDataModule(str(root), resolution=8, channels=3, batch_size=4, use_labels=True, val_images=5)
     assert dm.label_dim == 3 and dm.num_images == 10 and dm.image_shape == (3, 8, 8)
-    train = list(dm.train_dataloader())
-    assert len(train) == 2 and all(x.shape == (4, 3, 8, 8) and c.shape == (4, 3) for x, c in train)
+    train = list(itertools.islice(dm.train_dataloader(), 5))  # an endless stream: 20 images = 2 passes
+    assert all(x.shape == (4, 3, 8, 8) and c.shape == (4, 3) for x, c in train)
+    seen = Counter(tuple(x.flatten().tolist()) for batch, _ in train for x in batch)
+    assert sorted(seen.values()) == [2] * 10
     val = list(dm.val_dataloader())
     assert [len(x) for x, _ in val] == [4, 1]
     assert torch.equal(torch.cat([x for x, _ in val]), torch.stack([dm.dataset[i][0] for i in range(5)]))
@@ -397,7 +402,8 @@ def test_the_datamodule_defaults_to_fashion_mnist_and_rejects_too_small_datasets
     x, c = next(iter(dm.train_dataloader()))
     assert x.shape == (32, 1, 32, 32) and c.shape == (32, 0)
     small = ImageDataModule(str(make_folder(tmp_path / "d", count=3)), batch_size=4, xflip=True)
-    assert len(list(small.train_dataloader())) == 1  # 6 items with the mirrored copies
+    batches = list(itertools.islice(small.train_dataloader(), 3))  # 6 items with the mirrored copies
+    assert [len(x) for x, _ in batches] == [4, 4, 4]
     with pytest.raises(ValueError, match="fewer than batch_size=8.*--data.batch_size"):
         ImageDataModule(str(tmp_path / "d"), batch_size=8).train_dataloader()
 
@@ -411,3 +417,23 @@ def test_worker_processes_read_a_zip(tmp_path):
     dm.dataset[0]  # the zip is now open in this process; workers must open their own
     batches = list(dm.val_dataloader())
     assert [uint8(x)[:, 0, 0, 0].tolist() for x, _ in batches] == [[0, 20, 40, 60], [80, 100, 120, 140]]
+
+
+# --- InfiniteSampler -------------------------------------------------------------------------------
+
+def test_the_infinite_sampler_covers_each_pass_and_splits_ranks():
+    size, world = 7, 3
+    streams = [list(itertools.islice(iter(InfiniteSampler(size, seed=1, rank=r, world_size=world)), 7))
+               for r in range(world)]
+    interleaved = [streams[i % world][i // world] for i in range(3 * 7)]  # the global order
+    for data_pass in range(3):
+        assert sorted(interleaved[data_pass * size:(data_pass + 1) * size]) == list(range(size))
+    assert interleaved[:size] != list(range(size))  # shuffled
+    assert interleaved[:size] != interleaved[size:2 * size]  # reshuffled every pass
+
+
+def test_the_infinite_sampler_resumes_where_it_stopped():
+    full = list(itertools.islice(iter(InfiniteSampler(5, seed=3, rank=1, world_size=2)), 20))
+    # after 6 global images (3 per rank), rank 1 continues from its 4th index
+    resumed = list(itertools.islice(iter(InfiniteSampler(5, seed=3, rank=1, world_size=2, start=6)), 17))
+    assert resumed == full[3:]

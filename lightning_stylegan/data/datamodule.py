@@ -10,6 +10,7 @@ import lightning as L
 from torch.utils.data import DataLoader, Subset
 
 from .dataset import ImageDataset
+from .sampler import InfiniteSampler
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -33,12 +34,13 @@ class ImageDataModule(L.LightningDataModule):
         max_images: Use only the first this many images (sorted by path); None = all.
         val_images: How many images (the first ones, in order, never mirrored) the validation
             dataloader yields; 0 = no validation data.
+        seed: Seed of the training order (an endless stream of reshuffled passes over the data).
     """
 
     def __init__(self, path: str | None = None, resolution: int = 32, channels: int = 1, batch_size: int = 32,
                  num_workers: int = 0, resize: str = "center-crop", skip_corrupt: bool = False,
                  use_labels: bool = False, xflip: bool = False, max_images: int | None = None,
-                 val_images: int = 256):
+                 val_images: int = 256, seed: int = 0):
         super().__init__()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -47,6 +49,7 @@ class ImageDataModule(L.LightningDataModule):
         if isinstance(val_images, bool) or not isinstance(val_images, int) or val_images < 0:
             raise ValueError(f"val_images must be a non-negative integer, got {val_images!r}")
         self.path, self.batch_size, self.num_workers, self.val_images = path, batch_size, num_workers, val_images
+        self.seed = seed
         self.dataset = ImageDataset(path, resolution, channels, resize=resize, skip_corrupt=skip_corrupt,
                                     use_labels=use_labels, xflip=xflip, max_images=max_images)
 
@@ -64,22 +67,24 @@ class ImageDataModule(L.LightningDataModule):
     def image_shape(self) -> tuple[int, int, int]:
         return self.dataset.image_shape
 
-    def _loader(self, dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, drop_last=shuffle,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          pin_memory=False)
-
     def train_dataloader(self) -> DataLoader:
-        """Shuffled batches; the last incomplete batch of each epoch is dropped."""
+        """An endless stream of batches (``InfiniteSampler``), this rank's share of it, resumed at
+        the images the attached model has already seen; training length is set by the model."""
         if len(self.dataset) < self.batch_size:
             raise ValueError(f"The dataset {self.dataset.source} has {len(self.dataset)} images (with xflip "
                              f"copies), fewer than batch_size={self.batch_size}, so no full batch can be "
                              "made; lower --data.batch_size or add images.")
-        return self._loader(self.dataset, shuffle=True)
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        start = getattr(trainer.lightning_module, "images_seen", 0) if trainer else 0
+        sampler = InfiniteSampler(len(self.dataset), seed=self.seed, rank=rank, world_size=world, start=start)
+        return DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader | list:
         """The first ``val_images`` images, in order, unshuffled; an empty list when it is 0."""
         if self.val_images == 0:
             return []
         count = min(self.val_images, self.dataset.num_images)
-        return self._loader(Subset(self.dataset, range(count)), shuffle=False)
+        return DataLoader(Subset(self.dataset, range(count)), batch_size=self.batch_size,
+                          num_workers=self.num_workers)

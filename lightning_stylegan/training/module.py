@@ -1,0 +1,276 @@
+"""The StyleGAN2 training LightningModule: manual optimization of G and D in the phases of
+002_0a18e98dc55024d1.txt Appendix B (G main, G reg = path length, D main, D reg = R1), style
+mixing, the generator EMA, and the project's own counters.
+
+Intervals, EMA, schedules, sample grids and checkpoints are keyed on ``images_seen`` and the step
+counters below, never on Lightning's ``global_step`` (which counts optimizer steps, two or more per
+batch here). Each step reseeds torch from (seed, rank, step), so a resumed run draws the same
+latents, noise and mixing points as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+import lightning.pytorch as pl
+import torch
+
+from .. import registry
+from ..networks import Generator, build_discriminator
+from ..nn.norms import apply_constraints
+from .ema import ema_beta, update_ema
+from .losses import discriminator_loss, generator_loss, path_lengths, r1_penalty
+from .options import DiscriminatorOptions, GeneratorOptions
+from .regularizers import LazyRegularizer, PathLength, R1
+
+COUNTERS = ("images_seen", "g_steps", "d_steps", "g_reg_steps", "d_reg_steps")
+
+
+class StyleGAN2(pl.LightningModule):
+    """G, D and G_ema trained with the non-saturating logistic loss and lazy R1 / path length.
+
+    Args:
+        resolution: image size (linked from ``data.resolution`` by the CLI).
+        channels: image channels (linked from ``data.channels``).
+        label_dim: label classes for conditional training, 0 = unconditional (linked from ``data.label_dim``).
+        generator: generator options (plugins, sizes).
+        discriminator: discriminator options.
+        g_lr: Adam learning rate of G (before the lazy-regularization adjustment).
+        d_lr: Adam learning rate of D.
+        betas: Adam betas (StyleGAN2: 0 and 0.99).
+        eps: Adam epsilon.
+        style_mixing_prob: probability of style-mixing regularization per batch.
+        ema_kimg: half-life of the generator EMA, in thousands of images.
+        ema_rampup: cap the EMA half-life at this fraction of the images seen so far, None = no ramp-up.
+        total_kimg: stop after this many thousand real images.
+        seed: seed of the per-step random streams (latents, noise, mixing).
+        max_nonfinite_steps: stop with an error after this many consecutive steps with non-finite losses.
+    """
+
+    def __init__(self, resolution: int = 256, channels: int = 3, label_dim: int = 0,
+                 generator: GeneratorOptions | None = None, discriminator: DiscriminatorOptions | None = None,
+                 g_lr: float = 0.0025, d_lr: float = 0.0025, betas: tuple[float, float] = (0.0, 0.99),
+                 eps: float = 1e-8, style_mixing_prob: float = 0.9, ema_kimg: float = 10.0,
+                 ema_rampup: float | None = 0.05, total_kimg: float = 25000, seed: int = 0,
+                 max_nonfinite_steps: int = 100):
+        super().__init__()
+        generator = _options(GeneratorOptions, generator)
+        discriminator = _options(DiscriminatorOptions, discriminator)
+        self.save_hyperparameters({
+            "resolution": resolution, "channels": channels, "label_dim": label_dim,
+            "generator": asdict(generator), "discriminator": asdict(discriminator), "g_lr": g_lr,
+            "d_lr": d_lr, "betas": list(betas), "eps": eps, "style_mixing_prob": style_mixing_prob,
+            "ema_kimg": ema_kimg, "ema_rampup": ema_rampup, "total_kimg": total_kimg, "seed": seed,
+            "max_nonfinite_steps": max_nonfinite_steps})
+        self.automatic_optimization = False
+        self.G = Generator(resolution, channels, c_dim=label_dim, **asdict(generator))
+        self.D = build_discriminator(img_resolution=resolution, img_channels=channels, c_dim=label_dim,
+                                     **asdict(discriminator))
+        self.G_ema = Generator(resolution, channels, c_dim=label_dim, **asdict(generator)).eval()
+        self.G_ema.load_state_dict(self.G.state_dict())
+        self.G_ema.requires_grad_(False)
+        self.counters = dict.fromkeys(COUNTERS, 0)
+        self._stats: dict[str, list[torch.Tensor]] = {}
+        self._nonfinite_streak = torch.zeros([], dtype=torch.long)
+        self._nonfinite_grads = torch.zeros([], dtype=torch.long)
+        self._tick = (time.time(), 0)
+
+    # ----------------------------------------------------------------- counters and helpers
+    @property
+    def images_seen(self) -> int:
+        return self.counters["images_seen"]
+
+    @property
+    def kimg(self) -> float:
+        return self.images_seen / 1000
+
+    def regularizer(self, kind: type[LazyRegularizer]) -> LazyRegularizer | None:
+        """The trainer's callback of this kind, if the run has one and it is enabled."""
+        trainer = self._trainer
+        found = [cb for cb in (trainer.callbacks if trainer else []) if isinstance(cb, kind)]
+        if len(found) > 1:
+            raise ValueError(f"Give at most one {kind.__name__} callback, got {len(found)}")
+        return found[0] if found and found[0].enabled else None
+
+    def plugins(self) -> dict[str, str]:
+        return {"normalization": self.G.normalization, "generator": self.G.topology,
+                "discriminator": self.hparams["discriminator"]["topology"]}
+
+    # ----------------------------------------------------------------- Lightning hooks
+    def configure_optimizers(self):
+        def adam(params, lr, regularizer):
+            c = regularizer.adam_ratio if regularizer else 1.0
+            betas = tuple(beta ** c for beta in self.hparams["betas"])
+            return torch.optim.Adam(params, lr=lr * c, betas=betas, eps=self.hparams["eps"])
+
+        return [adam(self.G.parameters(), self.hparams["g_lr"], self.regularizer(PathLength)),
+                adam(self.D.parameters(), self.hparams["d_lr"], self.regularizer(R1))]
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+        """Images from the EMA generator."""
+        return self.G_ema(z, c, **kwargs)
+
+    def on_train_start(self) -> None:
+        self._tick = (time.time(), self.images_seen)
+
+    def training_step(self, batch, batch_idx):
+        real, real_c = batch
+        real_c = real_c if self.hparams["label_dim"] else None
+        torch.manual_seed(hash((self.hparams["seed"], self.global_rank, self.counters["g_steps"])) % 2 ** 63)
+        opt_g, opt_d = self.optimizers()
+        batch_size = real.shape[0]
+        gen_c = real_c[torch.randperm(batch_size, device=real.device)] if real_c is not None else None
+        path_length, r1 = self.regularizer(PathLength), self.regularizer(R1)
+
+        # G main (+ path length when not lazy): maximize D's logits for generated images.
+        self.toggle_optimizer(opt_g)
+        fake, ws = self._generate(batch_size, gen_c)
+        fake_logits = self.D(fake, gen_c)
+        loss_g = generator_loss(fake_logits).mean()
+        self._record({"Loss/G/loss": loss_g, "Loss/scores/fake": fake_logits.mean()})
+        if path_length is not None and not path_length.lazy:
+            loss_g = loss_g + self._path_length_loss(path_length, fake, ws)
+        self._optimize(opt_g, self.G, loss_g)
+        if path_length is not None and path_length.lazy and path_length.due(self.counters["g_steps"]):
+            shrunk = max(batch_size // path_length.batch_shrink, 1)
+            fake, ws = self._generate(shrunk, gen_c[:shrunk] if gen_c is not None else None)
+            loss = self._path_length_loss(path_length, fake, ws) * path_length.loss_scale
+            self._optimize(opt_g, self.G, loss + fake[:, 0, 0, 0].mean() * 0)
+            self.counters["g_reg_steps"] += 1
+        self.untoggle_optimizer(opt_g)
+
+        # D main (+ R1 when not lazy): minimize logits for generated images, maximize for reals.
+        self.toggle_optimizer(opt_d)
+        with torch.no_grad():
+            fake, _ = self._generate(batch_size, gen_c)
+        fake_logits = self.D(fake, gen_c)
+        r1_now = r1 is not None and not r1.lazy
+        real_in = real.detach().requires_grad_(r1_now)
+        real_logits = self.D(real_in, real_c)
+        loss_d = discriminator_loss(real_logits, fake_logits).mean()
+        self._record({"Loss/D/loss": loss_d, "Loss/scores/real": real_logits.mean()})
+        if r1_now:
+            loss_d = loss_d + self._r1_loss(r1, real_logits, real_in)
+        self._optimize(opt_d, self.D, loss_d)
+        if r1 is not None and r1.lazy and r1.due(self.counters["d_steps"]):
+            real_in = real.detach().requires_grad_(True)
+            real_logits = self.D(real_in, real_c)
+            loss = self._r1_loss(r1, real_logits, real_in) * r1.loss_scale
+            self._optimize(opt_d, self.D, loss + real_logits.mean() * 0)
+            self.counters["d_reg_steps"] += 1
+        self.untoggle_optimizer(opt_d)
+
+        global_batch = batch_size * self.trainer.world_size
+        update_ema(self.G_ema, self.G, ema_beta(global_batch, self.images_seen, self.hparams["ema_kimg"],
+                                                self.hparams["ema_rampup"]))
+        self.counters["images_seen"] += global_batch
+        self.counters["g_steps"] += 1
+        self.counters["d_steps"] += 1
+        finite = torch.isfinite(loss_g.detach()) & torch.isfinite(loss_d.detach())
+        self._nonfinite_streak = (self._nonfinite_streak.to(finite.device) + 1) * finite.logical_not()
+        self.log_dict({"kimg": self.kimg, "loss_G": loss_g.detach(), "loss_D": loss_d.detach()},
+                      prog_bar=True, logger=False, batch_size=batch_size)
+        if self.counters["g_steps"] % self.trainer.log_every_n_steps == 0:
+            self._flush_stats()
+        if self.images_seen >= self.hparams["total_kimg"] * 1000:
+            self.trainer.should_stop = True
+
+    def validation_step(self, batch, batch_idx):
+        real, real_c = batch
+        real_c = real_c if self.hparams["label_dim"] else None
+        z = torch.randn(real.shape[0], self.G_ema.z_dim, device=real.device)
+        fake = self.G_ema(z, real_c, noise_mode="const")
+        real_logits, fake_logits = self.D(real, real_c), self.D(fake, real_c)
+        self.log_dict({"Val/scores/real": real_logits.mean(), "Val/scores/fake": fake_logits.mean(),
+                       "Val/D/loss": discriminator_loss(real_logits, fake_logits).mean()},
+                      batch_size=real.shape[0], sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["counters"] = dict(self.counters)
+        checkpoint["plugins"] = registry.provenance(self.plugins())
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "counters" not in checkpoint:
+            raise ValueError("This checkpoint was not written by lightning-stylegan's StyleGAN2 module "
+                             "(it has no 'counters'); pass a checkpoint from `lightning-stylegan fit`.")
+        self.counters = {name: int(checkpoint["counters"].get(name, 0)) for name in COUNTERS}
+
+    # ----------------------------------------------------------------- phases
+    def _generate(self, batch_size: int, c: torch.Tensor | None):
+        """Images from G with style-mixing regularization, and the ws that made them."""
+        z = torch.randn(batch_size, self.G.z_dim, device=self.device)
+        ws = self.G.mix_styles(self.G.mapping(z, c), c, self.hparams["style_mixing_prob"])
+        return self.G.synthesis(ws), ws
+
+    def _path_length_loss(self, path_length: PathLength, fake: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
+        penalty = path_length.penalty(path_lengths(fake, ws))
+        loss = penalty.mean() * path_length.weight_at(self.hparams["resolution"])
+        self._record({"Loss/pl_penalty": penalty.mean(), "Loss/G/reg": loss})
+        return loss
+
+    def _r1_loss(self, r1: R1, real_logits: torch.Tensor, real_in: torch.Tensor) -> torch.Tensor:
+        penalty = r1_penalty(real_logits, real_in)
+        loss = r1.loss(penalty).mean()
+        self._record({"Loss/r1_penalty": penalty.mean(), "Loss/D/reg": loss})
+        return loss
+
+    def _optimize(self, optimizer, network: torch.nn.Module, loss: torch.Tensor) -> None:
+        """zero_grad, backward, replace non-finite gradients as NVlabs does, step, then project
+        constrained parameters (PIN's rho) back onto their domain."""
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        grads = [p.grad for p in network.parameters() if p.grad is not None]
+        if grads:
+            bad = torch.stack([torch.isfinite(g).all().logical_not() for g in grads]).sum()
+            self._nonfinite_grads = self._nonfinite_grads.to(bad.device) + bad
+            for g in grads:
+                torch.nan_to_num_(g, nan=0.0, posinf=1e5, neginf=-1e5)
+        optimizer.step()
+        apply_constraints(network)
+
+    # ----------------------------------------------------------------- logging
+    def _record(self, values: dict[str, torch.Tensor]) -> None:
+        for name, value in values.items():
+            self._stats.setdefault(name, []).append(value.detach().float())
+
+    def _flush_stats(self) -> None:
+        """Average the recorded values since the last flush over steps and ranks, write them to
+        the logger at step = images seen, and enforce the non-finite-loss limit."""
+        names = sorted(self._stats)
+        means = torch.stack([torch.stack(self._stats[name]).mean() for name in names]) if names else None
+        self._stats = {}
+        if means is not None:
+            means = self.trainer.strategy.reduce(means, reduce_op="mean")
+        now = time.time()
+        start_time, start_images = self._tick
+        metrics = {name: float(value) for name, value in zip(names, means if means is not None else [])}
+        metrics["Progress/kimg"] = self.kimg
+        metrics["Progress/nonfinite_grads"] = int(self._nonfinite_grads)
+        if self.images_seen > start_images:
+            metrics["Timing/sec_per_kimg"] = (now - start_time) / (self.images_seen - start_images) * 1000
+        self._tick = (now, self.images_seen)
+        if self.logger is not None and self.trainer.is_global_zero:
+            self.logger.log_metrics(metrics, step=self.images_seen)
+        streak = int(self._nonfinite_streak)
+        if streak >= self.hparams["max_nonfinite_steps"]:
+            self._stop_on_nonfinite(streak)
+
+    def _stop_on_nonfinite(self, streak: int) -> None:
+        path = f"{self.trainer.default_root_dir}/nonfinite-kimg{self.kimg:.1f}.ckpt"
+        self.trainer.save_checkpoint(path)
+        raise FloatingPointError(
+            f"The G/D losses were non-finite for {streak} consecutive steps (at {self.kimg:.1f} kimg); "
+            f"the state was saved to {path}. Lower g_lr/d_lr, raise the R1 gamma, or train in "
+            f"32-true precision, then resume from the last good checkpoint.")
+
+
+def _options(kind, value):
+    if value is None:
+        return kind()
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - set(kind.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"Unknown {kind.__name__} keys {unknown}; valid keys: "
+                             f"{sorted(kind.__dataclass_fields__)}")
+        return kind(**value)
+    return value

@@ -1,0 +1,115 @@
+"""What a run leaves behind, keyed on images seen: sample grids of a fixed latent batch from the
+EMA generator (PNG files and TensorBoard images) and checkpoints (every N kimg plus ``last.ckpt``).
+
+Both act on rank 0 only (checkpoint writing goes through the trainer, which handles ranks), at the
+step ``images_seen`` that the module's scalars use too.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from lightning.pytorch.callbacks import Callback, Checkpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from ..images import image_grid, save_png, to_uint8
+
+
+def crossed(before: int, after: int, every_kimg: float) -> bool:
+    """Whether the images seen went past a multiple of ``every_kimg`` thousand in this step."""
+    every = max(int(every_kimg * 1000), 1)
+    return before // every != after // every
+
+
+class SampleGrid(Callback):
+    """Grids of ``rows x columns`` images of fixed latents from G_ema (constant noise), written to
+    ``<log_dir>/samples/fakes_<images seen>.png`` and TensorBoard ``Samples/fakes`` every
+    ``every_kimg``; ``reals.png`` and ``fakes_init.png`` at the start, as NVlabs does.
+    """
+
+    def __init__(self, every_kimg: float = 4.0, rows: int = 8, columns: int = 8, seed: int = 0,
+                 truncation_psi: float = 1.0):
+        self.every_kimg, self.rows, self.columns = every_kimg, rows, columns
+        self.seed, self.truncation_psi = seed, truncation_psi
+        self._before = 0
+
+    def directory(self, trainer) -> Path:
+        return Path(trainer.log_dir or trainer.default_root_dir) / "samples"
+
+    def on_train_start(self, trainer, module) -> None:
+        self._before = module.images_seen
+        if not trainer.is_global_zero:
+            return
+        dataset = trainer.train_dataloader.dataset
+        reals = torch.stack([dataset[i][0] for i in range(min(len(dataset), self.rows * self.columns))])
+        save_png(image_grid(to_uint8(reals), self.columns), self.directory(trainer) / "reals.png")
+        if module.images_seen == 0:
+            self._write(trainer, module, "fakes_init.png")
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if crossed(self._before, module.images_seen, self.every_kimg) and trainer.is_global_zero:
+            self._write(trainer, module, f"fakes_{module.images_seen:09d}.png")
+        self._before = module.images_seen
+
+    def on_train_end(self, trainer, module) -> None:
+        if trainer.is_global_zero:
+            self._write(trainer, module, f"fakes_{module.images_seen:09d}.png")
+
+    @torch.no_grad()
+    def _write(self, trainer, module, name: str) -> None:
+        G = module.G_ema
+        count = self.rows * self.columns
+        generator = torch.Generator().manual_seed(self.seed)
+        z = torch.randn(count, G.z_dim, generator=generator).to(module.device)
+        c = None
+        if G.c_dim:
+            c = torch.eye(G.c_dim, device=module.device)[torch.arange(count) % G.c_dim]
+        images = torch.cat([G(zb, cb if c is not None else None, truncation_psi=self.truncation_psi,
+                              noise_mode="const")
+                            for zb, cb in zip(z.split(16), c.split(16) if c is not None else [None] * count)])
+        grid = image_grid(to_uint8(images), self.columns)
+        save_png(grid, self.directory(trainer) / name)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("Samples/fakes", grid, global_step=module.images_seen)
+
+
+class KimgCheckpoint(Checkpoint):
+    """Checkpoints every ``every_kimg`` thousand images (``kimg<NNNNNN>.ckpt``) and ``last.ckpt``
+    (also at the end of training), in ``dirpath`` (default ``<default_root_dir>/checkpoints``),
+    each written to a temporary file and renamed, so a crash never leaves a torn checkpoint.
+    ``--ckpt_path last`` resumes from ``last.ckpt`` there.
+    """
+
+    def __init__(self, dirpath: str | None = None, every_kimg: float = 50.0, save_every: bool = True):
+        self.dirpath, self.every_kimg, self.save_every = dirpath, every_kimg, save_every
+        self._before = 0
+
+    def directory(self, trainer) -> Path:
+        return Path(self.dirpath) if self.dirpath else Path(trainer.default_root_dir) / "checkpoints"
+
+    def last_path(self, trainer) -> Path:
+        return self.directory(trainer) / "last.ckpt"
+
+    def on_train_start(self, trainer, module) -> None:
+        self._before = module.images_seen
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if crossed(self._before, module.images_seen, self.every_kimg):
+            if self.save_every:
+                self.save(trainer, self.directory(trainer) / f"kimg{module.images_seen // 1000:06d}.ckpt")
+            self.save(trainer, self.last_path(trainer))
+        self._before = module.images_seen
+
+    def on_train_end(self, trainer, module) -> None:
+        self.save(trainer, self.last_path(trainer))
+
+    @staticmethod
+    def save(trainer, path: Path) -> None:
+        """Write a full training checkpoint atomically (every rank must call this)."""
+        tmp = path.with_name(path.name + ".tmp")
+        trainer.save_checkpoint(tmp, weights_only=False)  # rank 0 writes, all ranks wait
+        if trainer.is_global_zero:
+            os.replace(tmp, path)
+        trainer.strategy.barrier("KimgCheckpoint.save")
