@@ -50,7 +50,7 @@ def plugins_command(argv: list[str]) -> int:
     return 0
 
 
-def _lightning_cli(argv: list[str]) -> None:
+def _lightning_cli(argv: list[str] | None) -> None:
     # Imported here so that `lightning-stylegan plugins` starts without loading Lightning.
     from lightning.pytorch.cli import LightningCLI
 
@@ -101,6 +101,7 @@ def _lightning_cli(argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = argv
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "plugins":
         return plugins_command(argv[1:])
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
               "  validate  score reals and EMA fakes with D on the validation images\n\n"
               "Run `lightning-stylegan fit --help` for every option.")
         return 0 if argv else 2
-    _lightning_cli(argv)
+    _lightning_cli(given)  # None: LightningCLI reads sys.argv itself
     return 0
 
 

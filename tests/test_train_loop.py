@@ -132,3 +132,12 @@ def test_persistently_non_finite_losses_stop_with_a_saved_state(tmp_path):
         trainer(tmp_path).fit(model, tiny_data())
     assert len(list(tmp_path.glob("nonfinite-kimg*.ckpt"))) == 1
     assert model.counters["g_steps"] == 3
+
+
+def test_bf16_mixed_precision_trains_with_both_regularizers(tmp_path):
+    model = tiny_model(total_kimg=steps(3))
+    fit = trainer(tmp_path, R1(gamma=1.0, interval=2), PathLength(interval=2), precision="bf16-mixed")
+    fit.fit(model, tiny_data())
+    assert model.counters["g_reg_steps"] == model.counters["d_reg_steps"] == 2
+    assert int(model._nonfinite_grads) == 0
+    assert all(torch.isfinite(p).all() and p.dtype == torch.float32 for p in model.parameters())

@@ -54,6 +54,7 @@ class MappingNetwork(nn.Module):
         x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
+        x = x.float()  # w stays float32 under autocast, like w_avg
 
         if self.w_avg_beta is not None and self.training and update_w_avg and self.num_ws is not None:
             self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))

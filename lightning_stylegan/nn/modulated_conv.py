@@ -31,10 +31,10 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         raise ValueError(f"styles must have shape {(batch_size, in_channels)}, got {tuple(styles.shape)}")
 
     dcoefs = None
-    if demodulate or fused:
-        w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # Eq. 1, [N, O, I, k, k]
     if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + DEMOD_EPS).rsqrt()  # 1 / sigma_j of Eqs. 2-3, [N, O]
+        # 1 / sigma_j of Eqs. 2-3 without forming the per-sample weights:
+        # sum_{i,k} (s_i w_jik)^2 = sum_i s_i^2 sum_k w_jik^2, one [N, I] x [I, O] product.
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + DEMOD_EPS).rsqrt()  # [N, O]
 
     if not fused:
         x = x * styles.to(x.dtype).reshape(batch_size, -1, 1, 1)
@@ -43,6 +43,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
             x = x * dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1)
         return x + noise.to(x.dtype) if noise is not None else x
 
+    w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # Eq. 1, [N, O, I, k, k]
     if demodulate:
         w = w * dcoefs.reshape(batch_size, -1, 1, 1, 1)  # Eq. 3
     x = x.reshape(1, -1, *x.shape[2:])

@@ -10,6 +10,7 @@ latents, noise and mixing points as an uninterrupted one.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict
 
 import lightning.pytorch as pl
@@ -24,6 +25,9 @@ from .options import DiscriminatorOptions, GeneratorOptions
 from .regularizers import LazyRegularizer, PathLength, R1
 
 COUNTERS = ("images_seen", "g_steps", "d_steps", "g_reg_steps", "d_reg_steps")
+
+# G_ema is in eval mode on purpose (it is never trained, only averaged); Lightning warns about it.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
 
 class StyleGAN2(pl.LightningModule):
