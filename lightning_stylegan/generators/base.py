@@ -77,6 +77,15 @@ class SynthesisBlock(nn.Module):
                              f"got {tuple(x.shape)}")
         return x
 
+    def main_layers(self, x: torch.Tensor | None, ws: torch.Tensor, **layer_kwargs):
+        """The feed-forward path ``[conv0 (up)] -> conv1``; returns the features and an iterator
+        over the styles not yet used (the to-RGB style)."""
+        w_iter = iter(ws.unbind(dim=1))
+        x = self.input(x, ws.shape[0])
+        if self.in_channels:
+            x = self.conv0(x, next(w_iter), **layer_kwargs)
+        return self.conv1(x, next(w_iter), **layer_kwargs), w_iter
+
     def forward(self, x, img, ws, **layer_kwargs):
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 

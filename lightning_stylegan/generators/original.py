@@ -7,11 +7,7 @@ from .base import SynthesisBlock, SynthesisNetwork
 
 class OriginalBlock(SynthesisBlock):
     def forward(self, x, img, ws, **layer_kwargs):
-        w_iter = iter(ws.unbind(dim=1))
-        x = self.input(x, ws.shape[0])
-        if self.in_channels:
-            x = self.conv0(x, next(w_iter), **layer_kwargs)
-        x = self.conv1(x, next(w_iter), **layer_kwargs)
+        x, w_iter = self.main_layers(x, ws, **layer_kwargs)
         if self.is_last:
             img = self.torgb(x, next(w_iter), fused_modconv=layer_kwargs["fused_modconv"]).float()
         return x, img

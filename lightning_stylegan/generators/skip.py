@@ -9,11 +9,7 @@ from .base import SynthesisBlock, SynthesisNetwork
 
 class SkipBlock(SynthesisBlock):
     def forward(self, x, img, ws, **layer_kwargs):
-        w_iter = iter(ws.unbind(dim=1))
-        x = self.input(x, ws.shape[0])
-        if self.in_channels:
-            x = self.conv0(x, next(w_iter), **layer_kwargs)
-        x = self.conv1(x, next(w_iter), **layer_kwargs)
+        x, w_iter = self.main_layers(x, ws, **layer_kwargs)
         y = self.torgb(x, next(w_iter), fused_modconv=layer_kwargs["fused_modconv"]).float()
         img = y if img is None else upsample2d(img, self.resample_filter) + y
         return x, img

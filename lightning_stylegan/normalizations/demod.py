@@ -11,10 +11,11 @@ class Demodulation(Normalization):
     """StyleGAN2 weight modulation and demodulation (Eqs. 1-3), tRGB modulated only."""
 
     api_version = 1
+    demodulate = True
 
     def style_layer(self, in_channels, out_channels, *, w_dim, resolution, up=1, kernel_size=3,
                     use_noise=True, resample_filter=DEFAULT_FILTER, conv_clamp=None):
         return ModulatedStyleLayer(in_channels, out_channels, w_dim, resolution,
                                    kernel_size=kernel_size, up=up, use_noise=use_noise,
                                    resample_filter=resample_filter, conv_clamp=conv_clamp,
-                                   demodulate=True)
+                                   demodulate=self.demodulate)
