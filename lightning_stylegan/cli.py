@@ -78,12 +78,20 @@ def _lightning_cli(argv: list[str] | None) -> None:
                 try:
                     registry.load(kind, name)
                 except registry.PluginError as error:
-                    self.parser.error(str(error))
+                    print(f"error: {error}", file=sys.stderr)
+                    sys.exit(2)
             if config.trainer.strategy == "ddp":
                 # G and D take turns: each phase leaves the other network's parameters unused.
                 config.trainer.strategy = "ddp_find_unused_parameters_true"
 
         def before_fit(self) -> None:
+            self._resolve_last("starting a new run")
+
+        def before_validate(self) -> None:
+            self._resolve_last("validating the freshly initialized networks")
+
+        def _resolve_last(self, otherwise: str) -> None:
+            """``--ckpt_path last`` means ``checkpoints.dirpath/last.ckpt`` of this recipe."""
             config = self.config_init[self.subcommand]
             if config.get("ckpt_path") == "last":
                 checkpoint = next(cb for cb in self.trainer.callbacks if isinstance(cb, KimgCheckpoint))
@@ -91,7 +99,7 @@ def _lightning_cli(argv: list[str] | None) -> None:
                 if last.exists():
                     config["ckpt_path"] = str(last)
                 else:
-                    print(f"No {last} to resume from; starting a new run.", file=sys.stderr)
+                    print(f"No {last} found; {otherwise}.", file=sys.stderr)
                     config["ckpt_path"] = None
 
     StyleGANCLI(StyleGAN2, ImageDataModule, args=argv, trainer_defaults=TRAINER_DEFAULTS,

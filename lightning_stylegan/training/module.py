@@ -180,14 +180,21 @@ class StyleGAN2(pl.LightningModule):
             self.trainer.should_stop = True
 
     def validation_step(self, batch, batch_idx):
+        """D's scores on the validation images and on as many EMA fakes of fixed latents."""
         real, real_c = batch
         real_c = real_c if self.hparams["label_dim"] else None
-        z = torch.randn(real.shape[0], self.G_ema.z_dim, device=real.device)
+        generator = torch.Generator().manual_seed(hash((self.hparams["seed"], batch_idx)) % 2 ** 63)
+        z = torch.randn(real.shape[0], self.G_ema.z_dim, generator=generator).to(real.device)
         fake = self.G_ema(z, real_c, noise_mode="const")
         real_logits, fake_logits = self.D(real, real_c), self.D(fake, real_c)
+        # "step" sets the logger's x-axis for these values: images seen, like every other scalar.
         self.log_dict({"Val/scores/real": real_logits.mean(), "Val/scores/fake": fake_logits.mean(),
-                       "Val/D/loss": discriminator_loss(real_logits, fake_logits).mean()},
-                      batch_size=real.shape[0], sync_dist=True)
+                       "Val/D/loss": discriminator_loss(real_logits, fake_logits).mean(),
+                       "step": float(self.images_seen)}, batch_size=real.shape[0], sync_dist=True)
+
+    def on_train_end(self) -> None:
+        if self._stats:
+            self._flush_stats()  # the steps since the last flush
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["counters"] = dict(self.counters)

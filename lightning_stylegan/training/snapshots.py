@@ -32,32 +32,35 @@ class SampleGrid(Callback):
                  truncation_psi: float = 1.0):
         self.every_kimg, self.rows, self.columns = every_kimg, rows, columns
         self.seed, self.truncation_psi = seed, truncation_psi
-        self._before = 0
-
-    def directory(self, trainer) -> Path:
-        return Path(trainer.log_dir or trainer.default_root_dir) / "samples"
+        self._before = self._written = 0
+        self.directory: Path | None = None
 
     def on_train_start(self, trainer, module) -> None:
-        self._before = module.images_seen
+        # trainer.log_dir is a collective call under DDP: every rank must ask, not just rank 0.
+        self.directory = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
+        self._before = self._written = module.images_seen
         if not trainer.is_global_zero:
             return
         dataset = trainer.train_dataloader.dataset
         reals = torch.stack([dataset[i][0] for i in range(min(len(dataset), self.rows * self.columns))])
-        save_png(image_grid(to_uint8(reals), self.columns), self.directory(trainer) / "reals.png")
+        save_png(image_grid(to_uint8(reals), self.columns), self.directory / "reals.png")
         if module.images_seen == 0:
             self._write(trainer, module, "fakes_init.png")
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if crossed(self._before, module.images_seen, self.every_kimg) and trainer.is_global_zero:
+        if crossed(self._before, module.images_seen, self.every_kimg):
             self._write(trainer, module, f"fakes_{module.images_seen:09d}.png")
         self._before = module.images_seen
 
     def on_train_end(self, trainer, module) -> None:
-        if trainer.is_global_zero:
+        if self._written != module.images_seen:
             self._write(trainer, module, f"fakes_{module.images_seen:09d}.png")
 
     @torch.no_grad()
     def _write(self, trainer, module, name: str) -> None:
+        self._written = module.images_seen
+        if not trainer.is_global_zero:
+            return
         G = module.G_ema
         count = self.rows * self.columns
         generator = torch.Generator().manual_seed(self.seed)
@@ -69,14 +72,15 @@ class SampleGrid(Callback):
                               noise_mode="const")
                             for zb, cb in zip(z.split(16), c.split(16) if c is not None else [None] * count)])
         grid = image_grid(to_uint8(images), self.columns)
-        save_png(grid, self.directory(trainer) / name)
+        save_png(grid, self.directory / name)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("Samples/fakes", grid, global_step=module.images_seen)
 
 
 class KimgCheckpoint(Checkpoint):
-    """Checkpoints every ``every_kimg`` thousand images (``kimg<NNNNNN>.ckpt``) and ``last.ckpt``
+    """Checkpoints every ``every_kimg`` thousand images (``kimg<kimg seen>.ckpt``, e.g.
+    ``kimg000010.016.ckpt`` after 10 016 images) and ``last.ckpt``
     (also at the end of training), in ``dirpath`` (default ``<default_root_dir>/checkpoints``),
     each written to a temporary file and renamed, so a crash never leaves a torn checkpoint.
     ``--ckpt_path last`` resumes from ``last.ckpt`` there.
@@ -98,7 +102,7 @@ class KimgCheckpoint(Checkpoint):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if crossed(self._before, module.images_seen, self.every_kimg):
             if self.save_every:
-                self.save(trainer, self.directory(trainer) / f"kimg{module.images_seen // 1000:06d}.ckpt")
+                self.save(trainer, self.directory(trainer) / f"kimg{module.images_seen / 1000:010.3f}.ckpt")
             self.save(trainer, self.last_path(trainer))
         self._before = module.images_seen
 

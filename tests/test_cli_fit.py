@@ -1,0 +1,294 @@
+"""The installed ``lightning-stylegan`` command end to end, as a subprocess, on 8x8 networks: what a
+quickstart run leaves behind, resume with ``--ckpt_path last``, errors, ``validate``,
+``--print_config``, and two-process DDP on CPU (gloo)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lightning_stylegan.data.datamodule import ImageDataModule
+from lightning_stylegan.data.sampler import InfiniteSampler
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = Path(sys.executable).with_name("lightning-stylegan")  # installed with this interpreter
+COMMAND = str(SCRIPT) if SCRIPT.exists() else "lightning-stylegan"
+BATCH, RES, ROWS, COLUMNS = 4, 8, 2, 3
+# The quickstart recipe at 8x8 with tiny networks: a run of a few steps takes seconds.
+TINY = ["--config", "recipes/quickstart.yaml", "--data.resolution", RES, "--data.batch_size", BATCH,
+        "--data.max_images", 64, "--data.val_images", 8,
+        "--model.generator.channel_base", 64, "--model.generator.channel_max", 16,
+        "--model.generator.z_dim", 16, "--model.generator.w_dim", 16,
+        "--model.discriminator.channel_base", 64, "--model.discriminator.channel_max", 16,
+        "--model.discriminator.mbstd_group_size", 2,
+        "--samples.every_kimg", 0.008, "--samples.rows", ROWS, "--samples.columns", COLUMNS,
+        "--checkpoints.every_kimg", 0.016, "--trainer.enable_progress_bar", "false",
+        "--trainer.log_every_n_steps", 4]
+TOTAL_KIMG = 0.022  # not a whole number of batches: the run ends with the batch that reaches it
+IMAGES = math.ceil(TOTAL_KIMG * 1000 / BATCH) * BATCH  # 24 images = 6 steps
+LOSS_TAGS = {"Loss/G/loss", "Loss/D/loss", "Loss/pl_penalty", "Loss/scores/real", "Loss/scores/fake",
+             "Progress/kimg", "Timing/sec_per_kimg"}
+
+
+def cli(*args, timeout: float = 240, stall: float | None = None, watch: Path | None = None,
+        env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``lightning-stylegan *args`` in the repository. Kill its process group (DDP ranks included)
+    and fail after ``timeout`` s, or after ``stall`` s in which no file under ``watch`` changed."""
+    command = [COMMAND, *map(str, args)]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=err, text=True, env=env,
+                                start_new_session=True)
+        start = time.time()
+        while proc.poll() is None:
+            time.sleep(0.5)
+            now, active = time.time(), max(start, newest_mtime(watch) if watch else 0.0)
+            if now - start > timeout or (stall and now - active > stall):
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                err.seek(0)
+                pytest.fail(f"`{' '.join(command)}` {'hung' if now - start <= timeout else 'timed out'}: "
+                            f"killed after {now - start:.0f} s, {now - active:.0f} s without output "
+                            f"files changing. stderr tail:\n{err.read()[-3000:]}")
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(command, proc.returncode, out.read(), err.read())
+
+
+def newest_mtime(folder: Path) -> float:
+    times = []
+    for path in folder.rglob("*"):
+        try:
+            times.append(path.stat().st_mtime)
+        except FileNotFoundError:  # a checkpoint's .tmp renamed meanwhile
+            pass
+    return max(times, default=0.0)
+
+
+def events(log_dir: Path) -> EventAccumulator:
+    (event_file,) = log_dir.glob("events.out.tfevents.*")
+    return EventAccumulator(str(event_file), size_guidance={"scalars": 0, "images": 0}).Reload()
+
+
+def scalar_steps(accumulator: EventAccumulator, prefixes=("Loss/", "Progress/", "Timing/")) -> list[int]:
+    return sorted({event.step for tag in accumulator.Tags()["scalars"] if tag.startswith(prefixes)
+                   for event in accumulator.Scalars(tag)})
+
+
+def counters(checkpoint: Path) -> dict[str, int]:
+    return torch.load(checkpoint, weights_only=True)["counters"]
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory):
+    """One quickstart run of 6 steps, shared (read-only) by the tests below."""
+    root = tmp_path_factory.mktemp("quickstart")
+    return root, cli("fit", *TINY, "--model.total_kimg", TOTAL_KIMG, "--trainer.default_root_dir", root)
+
+
+def test_quickstart_trains_and_leaves_checkpoints_config_samples_and_scalars(quickstart):
+    root, result = quickstart
+    assert result.returncode == 0, result.stderr
+    run = root / "lightning_logs" / "version_0"
+
+    # Checkpoints: last.ckpt and a periodic one, loadable without executing code, exact counters.
+    last = torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["counters"] == {"images_seen": IMAGES, "g_steps": IMAGES // BATCH, "d_steps": IMAGES // BATCH,
+                                "g_reg_steps": 2,  # path length every 4 G steps: 0, 4
+                                "d_reg_steps": 1}  # R1 every 16 D steps: 0
+    assert last["hyper_parameters"]["total_kimg"] == TOTAL_KIMG
+    assert last["hyper_parameters"]["resolution"] == RES  # linked from data.resolution
+    assert last["plugins"]["normalization"]["name"] == "demod"
+    assert last["callbacks"]["PathLength"]["pl_mean"] != 0
+    (periodic,) = (root / "checkpoints").glob("kimg*.ckpt")  # every 16 images: written at 16
+    assert counters(periodic)["images_seen"] == 16
+    assert not list((root / "checkpoints").glob("*.tmp"))
+
+    # The full resolved configuration next to the logs.
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["model"]["total_kimg"] == TOTAL_KIMG and config["data"]["resolution"] == RES
+    assert config["model"]["generator"] | {"normalization": "demod", "topology": "skip", "z_dim": 16} \
+        == config["model"]["generator"]
+    assert config["r1"] == {"gamma": 0.1, "interval": 16}
+    assert config["path_length"]["weight"] == 2.0 and config["samples"]["rows"] == ROWS
+    assert config["trainer"]["default_root_dir"] == str(root)
+
+    # Sample grids: reals, the initial fakes, and one every 8 images (2 steps) plus the end.
+    samples = run / "samples"
+    assert sorted(p.name for p in samples.glob("*.png")) == [
+        "fakes_000000008.png", "fakes_000000016.png", "fakes_000000024.png", "fakes_init.png", "reals.png"]
+    for png in samples.glob("*.png"):
+        with Image.open(png) as image:
+            assert (image.size, image.mode) == ((COLUMNS * RES, ROWS * RES), "L"), png.name
+
+    # TensorBoard: NVlabs-style scalars at step = images seen, and the grids as images.
+    accumulator = events(run)
+    tags = set(accumulator.Tags()["scalars"])
+    assert LOSS_TAGS <= tags, sorted(tags)
+    assert {"Loss/D/reg", "Loss/r1_penalty"} & tags, sorted(tags)
+    steps = scalar_steps(accumulator)
+    assert steps and all(0 < step <= IMAGES and step % BATCH == 0 for step in steps), steps
+    assert [(e.step, e.value) for e in accumulator.Scalars("Progress/kimg")] == \
+        [(step, pytest.approx(step / 1000)) for step in steps]
+    grids = accumulator.Images("Samples/fakes")
+    assert sorted({e.step for e in grids}) == [0, 8, 16, 24]
+    assert all((e.width, e.height) == (COLUMNS * RES, ROWS * RES) for e in grids)
+
+
+def test_the_last_scalars_are_written_at_the_end(quickstart):
+    root, result = quickstart
+    assert result.returncode == 0, result.stderr
+    # 6 steps with log_every_n_steps 4: the values of steps 5-6 should be written at step 24.
+    assert scalar_steps(events(root / "lightning_logs" / "version_0"))[-1] == IMAGES
+
+
+def test_validation_scalars_are_at_the_images_seen_step(quickstart):
+    root, result = quickstart
+    accumulator = events(root / "lightning_logs" / "version_0")
+    assert [e.step for e in accumulator.Scalars("Val/D/loss")] == [IMAGES]
+
+
+def test_resume_from_last_continues_counters_and_steps(quickstart, tmp_path):
+    source, first = quickstart
+    assert first.returncode == 0, first.stderr
+    root = tmp_path / "run"
+    shutil.copytree(source, root)
+    versions = set((root / "lightning_logs").iterdir())
+    result = cli("fit", *TINY, "--model.total_kimg", 0.040, "--trainer.default_root_dir", root,
+                 "--ckpt_path", "last")
+    assert result.returncode == 0, result.stderr
+    assert f"Restoring states from the checkpoint path at {root / 'checkpoints' / 'last.ckpt'}" in result.stderr
+    assert counters(root / "checkpoints" / "last.ckpt") == {
+        "images_seen": 40, "g_steps": 10, "d_steps": 10, "g_reg_steps": 3, "d_reg_steps": 1}
+
+    (run,) = set((root / "lightning_logs").iterdir()) - versions
+    assert run.name == "version_1"
+    steps = scalar_steps(events(run))
+    assert steps and min(steps) > IMAGES and max(steps) <= 40 and all(s % BATCH == 0 for s in steps), steps
+    assert sorted({e.step for e in events(run).Images("Samples/fakes")}) == [32, 40]
+    assert not (run / "samples" / "fakes_init.png").exists()
+
+
+def test_ckpt_path_last_without_a_checkpoint_starts_fresh(tmp_path):
+    result = cli("fit", *TINY, "--model.total_kimg", 0.008, "--trainer.default_root_dir", tmp_path,
+                 "--ckpt_path", "last")
+    assert result.returncode == 0, result.stderr
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert f"No {last} found; starting a new run." in result.stderr
+    assert "Restoring states" not in result.stderr
+    assert counters(last)["images_seen"] == 8
+
+
+@pytest.mark.parametrize("args, yaml_text, expected", [
+    (["--model.generator.normalization", "demodd"], None,
+     ["Unknown normalization plugin 'demodd'. Did you mean 'demod'?",
+      "Available normalization plugins:", "adain", "modulate", "pin", "pixel"]),
+    (["--model.generator.topolgy", "skip"], None, ["topolgy"]),
+    ([], "model:\n  generator:\n    topolgy: skip\n", ["topolgy"]),
+    ([], "r1:\n  gama: 1.0\n", ["r1.gama"]),
+], ids=["unknown-plugin", "cli-key", "yaml-nested-key", "yaml-group-key"])
+def test_configuration_errors_exit_nonzero_and_say_what_is_wrong(tmp_path, args, yaml_text, expected):
+    if yaml_text is not None:
+        (tmp_path / "bad.yaml").write_text(yaml_text)
+        args = ["--config", tmp_path / "bad.yaml", *args]
+    root = tmp_path / "run"
+    result = cli("fit", "--config", "recipes/quickstart.yaml", *args, "--trainer.default_root_dir", root)
+    assert result.returncode != 0
+    for text in expected:
+        assert text in result.stderr, result.stderr[-2000:]
+    assert not root.exists()
+
+
+def validation_metrics(stdout: str) -> dict[str, float]:
+    return {name: float(value) for name, value in re.findall(r"(Val/\S+)\s+(\S+)", stdout)}
+
+
+def test_validate_scores_a_checkpoint(quickstart, tmp_path):
+    root, first = quickstart
+    assert first.returncode == 0, first.stderr
+    result = cli("validate", *TINY, "--trainer.default_root_dir", tmp_path,
+                 "--ckpt_path", root / "checkpoints" / "last.ckpt")
+    assert result.returncode == 0, result.stderr
+    metrics = validation_metrics(result.stdout)
+    assert set(metrics) == {"Val/D/loss", "Val/scores/real", "Val/scores/fake"}, result.stdout
+    assert all(math.isfinite(value) for value in metrics.values())
+    # D scores the same reals as the validation at the end of the fit: the checkpoint was loaded.
+    (at_fit_end,) = events(root / "lightning_logs" / "version_0").Scalars("Val/scores/real")
+    assert metrics["Val/scores/real"] == pytest.approx(at_fit_end.value, rel=1e-5)
+
+
+def test_validate_ckpt_path_last_loads_the_last_checkpoint(quickstart, tmp_path):
+    source, first = quickstart
+    assert first.returncode == 0, first.stderr
+    shutil.copytree(source / "checkpoints", tmp_path / "checkpoints")
+    result = cli("validate", *TINY, "--trainer.default_root_dir", tmp_path, "--ckpt_path", "last")
+    assert result.returncode == 0, result.stderr
+    assert f"Loaded model weights from the checkpoint at {tmp_path / 'checkpoints' / 'last.ckpt'}" in result.stderr
+
+
+def test_print_config_shows_the_recipe_with_the_regularizer_groups():
+    result = cli("fit", "--config", "recipes/quickstart.yaml", "--print_config")
+    assert result.returncode == 0, result.stderr
+    assert "normalization: demod" in result.stdout
+    assert re.search(r"^r1:$", result.stdout, re.M) and re.search(r"^path_length:$", result.stdout, re.M)
+    config = yaml.safe_load(result.stdout)
+    assert config["r1"] == {"gamma": 0.1, "interval": 16}
+    assert config["path_length"] | {"weight": 2.0, "interval": 4} == config["path_length"]
+    assert config["samples"]["every_kimg"] == 5 and config["checkpoints"]["every_kimg"] == 10
+    assert config["trainer"]["use_distributed_sampler"] is False and config["trainer"]["max_epochs"] == -1
+
+
+def test_ddp_on_two_cpu_processes_keeps_the_ranks_in_sync(tmp_path):
+    probe = tmp_path / "probe"
+    (tmp_path / "probe.yaml").write_text(yaml.safe_dump({"trainer": {"callbacks": [
+        {"class_path": "ddp_probe.ParamDigest", "init_args": {"out_dir": str(probe)}}]}}))
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "tests"),
+                                                                   os.environ.get("PYTHONPATH")]))}
+    root = tmp_path / "run"
+    result = cli("fit", *TINY, "--config", tmp_path / "probe.yaml", "--model.total_kimg", 0.040,
+                 "--trainer.log_every_n_steps", 2, "--trainer.default_root_dir", root,
+                 "--trainer.strategy", "ddp", "--trainer.devices", 2, "--trainer.accelerator", "cpu",
+                 env=env, timeout=300, stall=60, watch=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((probe / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+
+    # The CLI turned plain "ddp" into DDP that tolerates the unused network of each phase.
+    assert [(r["world_size"], r["strategy"], r["find_unused_parameters"]) for r in ranks] == \
+        [(2, "DDPStrategy", True)] * 2
+    # images_seen counts both ranks: 2 x 4 images per step, 5 steps.
+    expected = {"images_seen": 40, "g_steps": 5, "d_steps": 5, "g_reg_steps": 2, "d_reg_steps": 1}
+    assert ranks[0]["counters"] == ranks[1]["counters"] == expected
+    assert counters(root / "checkpoints" / "last.ckpt") == expected
+    # G, D and G_ema are identical on both ranks, to the last bit.
+    assert ranks[0]["params"] == ranks[1]["params"]
+    # Buffers too, except the tracked average of w, which each rank updates from its own latents
+    # between DDP's broadcasts (NVlabs' check_ddp_consistency ignores w_avg for the same reason).
+    for net in ("G", "D", "G_ema"):
+        assert {k: v for k, v in ranks[0]["buffers"][net].items() if not k.endswith("w_avg")} == \
+            {k: v for k, v in ranks[1]["buffers"][net].items() if not k.endswith("w_avg")}, net
+
+    # Each rank drew its own share of the data stream: positions rank, rank + 2, ... of pass 0.
+    data = ImageDataModule(resolution=RES, channels=1, batch_size=BATCH, max_images=64)
+    order = InfiniteSampler(len(data.dataset), seed=0).order(0)
+    shares = [sum(float(data.dataset[int(i)][0].double().sum()) for i in order[rank::2][:BATCH])
+              for rank in (0, 1)]
+    assert [r["first_batch_sum"] for r in ranks] == pytest.approx(shares, rel=1e-9)
+    assert ranks[0]["first_batch_sum"] != ranks[1]["first_batch_sum"]
+
+    # Scalars and grids come from rank 0 only, at images seen over both ranks.
+    steps = scalar_steps(events(root / "lightning_logs" / "version_0"))
+    assert steps[:2] == [16, 32] and set(steps) <= {16, 32, 40}, steps  # every 2 steps
+    assert (root / "lightning_logs" / "version_0" / "samples" / "fakes_000000040.png").exists()
