@@ -139,6 +139,7 @@ class StyleGAN2(pl.LightningModule):
             shrunk = max(batch_size // path_length.batch_shrink, 1)
             fake, ws = self._generate(shrunk, gen_c[:shrunk] if gen_c is not None else None)
             loss = self._path_length_loss(path_length, fake, ws) * path_length.loss_scale
+            # "+ output * 0" keeps the whole output in the graph, as NVlabs does, so DDP sees it used.
             self._optimize(opt_g, self.G, loss + fake[:, 0, 0, 0].mean() * 0)
             self.counters["g_reg_steps"] += 1
         self.untoggle_optimizer(opt_g)
