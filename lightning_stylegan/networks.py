@@ -26,14 +26,15 @@ class Generator(nn.Module):
     """z [N, z_dim] (+ labels c [N, c_dim]) -> images [N, img_channels, R, R] in about [-1, 1].
 
     ``G.mapping(z, c)`` -> ws [N, num_ws, w_dim]; ``G.synthesis(ws, noise_mode=...)`` -> images.
-    ``topology`` names a generator plugin, ``normalization`` a normalization plugin.
+    ``topology`` names a generator plugin, ``normalization`` a normalization plugin;
+    ``progressive`` adds a to-RGB layer at every resolution for progressive growing.
     """
 
     def __init__(self, img_resolution: int = 256, img_channels: int = 3, z_dim: int = 512,
                  w_dim: int = 512, c_dim: int = 0, topology: str = "skip", normalization: str = "demod",
                  mapping_layers: int = 8, mapping_lr_multiplier: float = 0.01, w_avg_beta: float = 0.995,
                  channel_base: int = 32768, channel_max: int = 512, use_noise: bool = True,
-                 conv_clamp: float | None = None):
+                 conv_clamp: float | None = None, progressive: bool = False):
         super().__init__()
         _check_image_format(img_resolution, img_channels)
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
@@ -43,16 +44,19 @@ class Generator(nn.Module):
         norm = registry.load("normalization", normalization)()
         self.synthesis = synthesis_class(w_dim, img_resolution, img_channels, norm,
                                          channel_base=channel_base, channel_max=channel_max,
-                                         use_noise=use_noise, conv_clamp=conv_clamp)
+                                         use_noise=use_noise, conv_clamp=conv_clamp,
+                                         progressive=progressive)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, num_layers=mapping_layers,
                                       lr_multiplier=mapping_lr_multiplier, w_avg_beta=w_avg_beta)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1,
                 truncation_cutoff: int | None = None, noise_mode: str = "random",
-                fused_modconv: bool | None = None) -> torch.Tensor:
+                fused_modconv: bool | None = None, resolution: int | None = None,
+                alpha: float = 1.0) -> torch.Tensor:
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        return self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv)
+        return self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv,
+                              resolution=resolution, alpha=alpha)
 
     def mix_styles(self, ws: torch.Tensor, c: torch.Tensor | None, mixing_prob: float) -> torch.Tensor:
         """Style-mixing regularization (StyleGAN Section 3.1): with probability ``mixing_prob``,

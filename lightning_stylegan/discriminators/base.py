@@ -9,6 +9,11 @@ Appendix B) and NVlabs' stylegan2-ada-pytorch parameter naming:
   ``min(channel_base // res, channel_max)`` to the next resolution's channels;
 * the epilogue ``b4``: minibatch-stddev, 3x3 conv, fully connected, output;
 * conditional models map the label c to ``cmap`` and output the projection ``<out, cmap> / sqrt(dim)``.
+
+For progressive growing (``progressive=True``) every block has a fromRGB layer; an image of a
+lower resolution R enters at block R, and ``alpha`` < 1 fades that block in: the features entering
+block R/2 blend the new block's output with the lower-resolution path of the down-sampled image
+(``fade_in``; PGGAN Section 3).
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import torch
 from torch import nn
 
 from ..generators.base import block_resolutions, channels_at
-from ..nn.filters import DEFAULT_FILTER, setup_filter
+from ..nn.filters import DEFAULT_FILTER, downsample2d, setup_filter
 from ..nn.layers import EqualizedConv2d, EqualizedLinear
 from ..nn.mapping import MappingNetwork
 from ..nn.minibatch_std import MinibatchStd
@@ -84,12 +89,20 @@ class Discriminator(nn.Module):
         """Whether the block at ``resolution`` reads the image (only the first one by default)."""
         return resolution == img_resolution
 
+    def fade_in(self, new: torch.Tensor, low_block: DiscriminatorBlock, img_low: torch.Tensor,
+                alpha: float) -> torch.Tensor:
+        """The features entering ``low_block`` while the block above it fades in: a blend of the
+        new block's output and the features ``low_block`` makes from the down-sampled image."""
+        return torch.lerp(low_block.fromrgb(img_low), new, alpha)
+
     def __init__(self, img_resolution: int, img_channels: int, c_dim: int = 0,
                  channel_base: int = 32768, channel_max: int = 512, mbstd_group_size: int | None = 4,
                  mbstd_num_channels: int = 1, cmap_dim: int | None = None, mapping_layers: int = 8,
-                 resample_filter: Sequence[float] = DEFAULT_FILTER, conv_clamp: float | None = None):
+                 resample_filter: Sequence[float] = DEFAULT_FILTER, conv_clamp: float | None = None,
+                 progressive: bool = False):
         super().__init__()
         self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
+        self.progressive = progressive
         self.block_resolutions = block_resolutions(img_resolution)[:0:-1]  # R, ..., 8
         ch = {res: channels_at(res, channel_base, channel_max) for res in self.block_resolutions + [4]}
         cmap_dim = (ch[4] if cmap_dim is None else cmap_dim) if c_dim else 0
@@ -97,7 +110,7 @@ class Discriminator(nn.Module):
             in_channels = ch[res] if res < img_resolution else 0
             self.add_module(f"b{res}", self.block_class(
                 in_channels, ch[res], ch[res // 2], resolution=res, img_channels=img_channels,
-                has_fromrgb=self.has_fromrgb(res, img_resolution), resample_filter=resample_filter,
+                has_fromrgb=progressive or self.has_fromrgb(res, img_resolution), resample_filter=resample_filter,
                 conv_clamp=conv_clamp))
         if c_dim:
             self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None,
@@ -107,13 +120,26 @@ class Discriminator(nn.Module):
             mbstd_group_size=mbstd_group_size, mbstd_num_channels=mbstd_num_channels,
             conv_clamp=conv_clamp)
 
-    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        expected = (self.img_channels, self.img_resolution, self.img_resolution)
-        if img.ndim != 4 or tuple(img.shape[1:]) != expected:
-            raise ValueError(f"The discriminator expects images of shape [N, *{expected}], "
-                             f"got {tuple(img.shape)}")
-        x = None
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, alpha: float = 1.0) -> torch.Tensor:
+        """Logits for images at the full resolution or, when progressive, at a lower stage of
+        growth (the image size selects it), the newest block faded in by ``alpha``."""
+        resolution = img.shape[-1]
+        stages = [res for res in self.block_resolutions if self.progressive or res == self.img_resolution]
+        if img.ndim != 4 or img.shape[1] != self.img_channels or img.shape[2] != resolution \
+                or resolution not in stages:
+            sizes = " or ".join(str(res) for res in stages)
+            raise ValueError(f"The discriminator expects images of shape [N, {self.img_channels}, R, R] "
+                             f"with R = {sizes}, got {tuple(img.shape)}")
+        if not 0 <= alpha <= 1 or (alpha < 1 and (not self.progressive or resolution == 8)):
+            raise ValueError(f"alpha < 1 needs a progressive discriminator above 8x8, got {alpha} at {resolution}")
+        source, x = img, None
         for res in self.block_resolutions:
-            x, img = getattr(self, f"b{res}")(x, img)
+            if res > resolution:
+                continue
+            block = getattr(self, f"b{res}")
+            if alpha < 1 and res == resolution // 2:
+                img = downsample2d(source, block.resample_filter)
+                x = self.fade_in(x, block, img, alpha)
+            x, img = block(x, img)
         cmap = self.mapping(None, c) if self.c_dim else None
         return self.b4(x, img, cmap)

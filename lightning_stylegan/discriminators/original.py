@@ -7,7 +7,7 @@ from .base import Discriminator, DiscriminatorBlock
 
 class OriginalBlock(DiscriminatorBlock):
     def forward(self, x, img):
-        if hasattr(self, "fromrgb"):
+        if x is None:  # the block the image enters
             x = self.fromrgb(img)
         return self.conv1(self.conv0(x)), None
 

@@ -16,7 +16,7 @@ class ResidualBlock(DiscriminatorBlock):
                                     resample_filter=resample_filter)
 
     def forward(self, x, img):
-        if hasattr(self, "fromrgb"):
+        if x is None:  # the block the image enters
             x = self.fromrgb(img)
         y = self.skip(x, gain=math.sqrt(0.5))
         x = self.conv1(self.conv0(x), gain=math.sqrt(0.5))

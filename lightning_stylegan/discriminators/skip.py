@@ -20,5 +20,9 @@ class SkipDiscriminator(Discriminator):
     api_version = 1
     block_class = SkipBlock
 
+    def fade_in(self, new, low_block, img_low, alpha):
+        # low_block adds fromRGB of the down-sampled image itself: fade the new features in.
+        return new * alpha
+
     def has_fromrgb(self, resolution: int, img_resolution: int) -> bool:
         return True

@@ -10,6 +10,10 @@ Figure 7) and NVlabs' stylegan2-ada-pytorch parameter naming:
 * channels ``min(channel_base // res, channel_max)``;
 * one w per style layer plus one for the last to-RGB layer (``num_ws``); a block's to-RGB layer
   shares its w with the next block's first layer.
+
+For progressive growing (``progressive=True``) every block has a to-RGB layer, and
+``forward(ws, resolution=R, alpha=a)`` runs the blocks up to R and fades the newest one in:
+``lerp(upsample(image at R/2), image at R, a)`` (PGGAN Section 3; StyleGAN2 configs A-D).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..nn.filters import DEFAULT_FILTER, setup_filter
+from ..nn.filters import DEFAULT_FILTER, setup_filter, upsample2d
 from ..nn.noise import NOISE_MODES
 
 MIN_RESOLUTION, MAX_RESOLUTION = 4, 1024
@@ -38,19 +42,20 @@ def block_resolutions(img_resolution: int) -> list[int]:
 
 
 class SynthesisBlock(nn.Module):
-    """One resolution's layers; subclasses implement ``forward(x, img, ws, **layer_kwargs)``.
+    """One resolution's layers; subclasses implement ``forward(x, img, ws, last, **layer_kwargs)``.
 
-    ``ws`` holds ``num_conv + num_torgb`` styles. ``forward`` returns the features and the image
-    so far (None until a to-RGB layer has run).
+    ``ws`` holds ``num_conv + num_torgb`` styles; ``last`` says the image is wanted from this
+    block (the output resolution, or the one being faded out). ``forward`` returns the features
+    and the image so far (None until a to-RGB layer has run).
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, w_dim: int, resolution: int,
-                 img_channels: int, is_last: bool, has_torgb: bool, normalization,
+                 img_channels: int, has_torgb: bool, normalization,
                  resample_filter: Sequence[float] = DEFAULT_FILTER, conv_clamp: float | None = None,
                  use_noise: bool = True):
         super().__init__()
         self.in_channels, self.w_dim, self.resolution = in_channels, w_dim, resolution
-        self.img_channels, self.is_last = img_channels, is_last
+        self.img_channels = img_channels
         self.register_buffer("resample_filter", setup_filter(resample_filter))
         self.num_conv = 0
         self.num_torgb = 0
@@ -86,7 +91,7 @@ class SynthesisBlock(nn.Module):
             x = self.conv0(x, next(w_iter), **layer_kwargs)
         return self.conv1(x, next(w_iter), **layer_kwargs), w_iter
 
-    def forward(self, x, img, ws, **layer_kwargs):
+    def forward(self, x, img, ws, last: bool, **layer_kwargs):
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
 
@@ -101,9 +106,11 @@ class SynthesisNetwork(nn.Module):
 
     def __init__(self, w_dim: int, img_resolution: int, img_channels: int, normalization,
                  channel_base: int = 32768, channel_max: int = 512, use_noise: bool = True,
-                 resample_filter: Sequence[float] = DEFAULT_FILTER, conv_clamp: float | None = None):
+                 resample_filter: Sequence[float] = DEFAULT_FILTER, conv_clamp: float | None = None,
+                 progressive: bool = False):
         super().__init__()
         self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
+        self.progressive = progressive
         self.block_resolutions = block_resolutions(img_resolution)
         self.num_ws = 0
         for res in self.block_resolutions:
@@ -111,7 +118,7 @@ class SynthesisNetwork(nn.Module):
             is_last = res == img_resolution
             block = self.block_class(
                 in_channels, channels_at(res, channel_base, channel_max), w_dim=w_dim, resolution=res,
-                img_channels=img_channels, is_last=is_last, has_torgb=self.has_torgb(res, img_resolution),
+                img_channels=img_channels, has_torgb=progressive or self.has_torgb(res, img_resolution),
                 normalization=normalization, resample_filter=resample_filter, conv_clamp=conv_clamp,
                 use_noise=use_noise)
             self.num_ws += block.num_conv + (block.num_torgb if is_last else 0)
@@ -120,20 +127,42 @@ class SynthesisNetwork(nn.Module):
     def blocks(self) -> list[SynthesisBlock]:
         return [getattr(self, f"b{res}") for res in self.block_resolutions]
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "random",
-                fused_modconv: bool | None = None) -> torch.Tensor:
-        """``fused_modconv=None`` fuses at inference and not in training (NVlabs' default)."""
+    def forward(self, ws: torch.Tensor, noise_mode: str = "random", fused_modconv: bool | None = None,
+                resolution: int | None = None, alpha: float = 1.0) -> torch.Tensor:
+        """``fused_modconv=None`` fuses at inference and not in training (NVlabs' default).
+
+        ``resolution`` (default: the full one) and ``alpha`` < 1 select a progressive-growing
+        stage: images come out at that resolution, the newest block faded in by ``alpha``.
+        """
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        resolution = resolution or self.img_resolution
+        self._check_stage(resolution, alpha)
         if fused_modconv is None:
             fused_modconv = not self.training
         ws = ws.to(torch.float32)
-        x = img = None
+        x = img = low = None
         w_idx = 0
         for block in self.blocks():
+            if block.resolution > resolution:
+                break
+            fading_out = alpha < 1 and block.resolution == resolution // 2
             block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
-            x, img = block(x, img, block_ws, noise_mode=noise_mode, fused_modconv=fused_modconv)
+            x, img = block(x, img, block_ws, last=block.resolution == resolution or fading_out,
+                           noise_mode=noise_mode, fused_modconv=fused_modconv)
+            low = img if fading_out else low
             w_idx += block.num_conv
+        if alpha < 1:
+            img = torch.lerp(upsample2d(low, self.b4.resample_filter), img, alpha)
         return img
+
+    def _check_stage(self, resolution: int, alpha: float) -> None:
+        if resolution not in self.block_resolutions:
+            raise ValueError(f"resolution must be one of {self.block_resolutions}, got {resolution}")
+        if (resolution < self.img_resolution or alpha < 1) and not self.progressive:
+            raise ValueError("This synthesis network was built without progressive=True: it has no "
+                             "to-RGB layers below the output resolution to grow from.")
+        if not 0 <= alpha <= 1 or (alpha < 1 and resolution == 4):
+            raise ValueError(f"alpha must be in [0, 1] (and 1 at 4x4), got {alpha} at {resolution}")

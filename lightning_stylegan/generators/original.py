@@ -6,9 +6,9 @@ from .base import SynthesisBlock, SynthesisNetwork
 
 
 class OriginalBlock(SynthesisBlock):
-    def forward(self, x, img, ws, **layer_kwargs):
+    def forward(self, x, img, ws, last, **layer_kwargs):
         x, w_iter = self.main_layers(x, ws, **layer_kwargs)
-        if self.is_last:
+        if last:
             img = self.torgb(x, next(w_iter), fused_modconv=layer_kwargs["fused_modconv"]).float()
         return x, img
 

@@ -17,7 +17,7 @@ class ResidualBlock(SynthesisBlock):
             self.skip = EqualizedConv2d(in_channels, out_channels, kernel_size=1, bias=False, up=2,
                                         resample_filter=resample_filter)
 
-    def forward(self, x, img, ws, **layer_kwargs):
+    def forward(self, x, img, ws, last, **layer_kwargs):
         w_iter = iter(ws.unbind(dim=1))
         x = self.input(x, ws.shape[0])
         if self.in_channels:
@@ -26,7 +26,7 @@ class ResidualBlock(SynthesisBlock):
             x = y + self.conv1(x, next(w_iter), gain=math.sqrt(0.5), **layer_kwargs)
         else:
             x = self.conv1(x, next(w_iter), **layer_kwargs)
-        if self.is_last:
+        if last:
             img = self.torgb(x, next(w_iter), fused_modconv=layer_kwargs["fused_modconv"]).float()
         return x, img
 

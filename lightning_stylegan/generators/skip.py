@@ -8,7 +8,7 @@ from .base import SynthesisBlock, SynthesisNetwork
 
 
 class SkipBlock(SynthesisBlock):
-    def forward(self, x, img, ws, **layer_kwargs):
+    def forward(self, x, img, ws, last, **layer_kwargs):
         x, w_iter = self.main_layers(x, ws, **layer_kwargs)
         y = self.torgb(x, next(w_iter), fused_modconv=layer_kwargs["fused_modconv"]).float()
         img = y if img is None else upsample2d(img, self.resample_filter) + y
