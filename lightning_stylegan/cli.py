@@ -74,7 +74,8 @@ def _lightning_cli(argv: list[str] | None) -> None:
             model = config.model
             for kind, name in [("generator", model.generator.topology),
                                ("normalization", model.generator.normalization),
-                               ("discriminator", model.discriminator.topology)]:
+                               ("discriminator", model.discriminator.topology),
+                               ("growth", model.growth)]:
                 try:
                     registry.load(kind, name)
                 except registry.PluginError as error:

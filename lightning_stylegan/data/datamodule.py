@@ -10,7 +10,7 @@ import lightning as L
 from torch.utils.data import DataLoader, Subset
 
 from .dataset import ImageDataset
-from .sampler import InfiniteSampler
+from .sampler import InfiniteSampler, StagedBatchSampler
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -76,9 +76,16 @@ class ImageDataModule(L.LightningDataModule):
                              "made; lower --data.batch_size or add images.")
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-        start = getattr(trainer.lightning_module, "images_seen", 0) if trainer else 0
+        module = trainer.lightning_module if trainer else None
+        start = getattr(module, "images_seen", 0)
         sampler = InfiniteSampler(len(self.dataset), seed=self.seed, rank=rank, world_size=world, start=start)
-        return DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
+        growth = getattr(module, "growth", None)
+
+        def batch_size_at(images_seen: int) -> int:  # a growth schedule may set it per resolution
+            staged = growth.state(images_seen / 1000).batch_size if growth is not None else None
+            return staged or self.batch_size
+
+        return DataLoader(self.dataset, batch_sampler=StagedBatchSampler(sampler, batch_size_at),
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader | list:

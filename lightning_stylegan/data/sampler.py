@@ -39,3 +39,21 @@ class InfiniteSampler(Sampler[int]):
                 order = self.order(data_pass)
             yield int(order[position % self.size])
             position += self.world_size
+
+
+class StagedBatchSampler:
+    """Batches of an ``InfiniteSampler`` whose size is ``batch_size_at(images seen)`` (progressive
+    growing's batch size per resolution). The size is a function of the position in the stream
+    (over all ranks), never of the training loop's state, so prefetching, ranks and resumed runs
+    all cut the stream the same way."""
+
+    def __init__(self, sampler: InfiniteSampler, batch_size_at):
+        self.sampler, self.batch_size_at = sampler, batch_size_at
+
+    def __iter__(self) -> Iterator[list[int]]:
+        indices = iter(self.sampler)
+        seen = self.sampler.start
+        while True:
+            size = self.batch_size_at(seen)
+            yield [next(indices) for _ in range(size)]
+            seen += size * self.sampler.world_size

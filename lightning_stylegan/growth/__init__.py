@@ -1,4 +1,5 @@
 """Progressive-growing schedule plugins (entry-point group ``lightning_stylegan.growth``).
 
-``base`` holds the interface; ``none`` (fixed resolution) is the built-in of this release.
+``base`` holds the interface; ``none`` (fixed resolution) and ``progressive`` (PGGAN / StyleGAN v1
+schedule) are the built-ins.
 """

@@ -25,9 +25,14 @@ class GrowthState:
 
 
 class GrowthSchedule:
-    """Base class of growth plugins; ``final_resolution`` is the network's output resolution."""
+    """Base class of growth plugins; ``final_resolution`` is the network's output resolution.
+
+    ``progressive`` says whether the schedule ever trains below the final resolution: then G and
+    D are built with a to-RGB / fromRGB layer at every resolution. Batch sizes are per device.
+    """
 
     description = ""
+    progressive = False
 
     def __init__(self, final_resolution: int):
         self.final_resolution = final_resolution

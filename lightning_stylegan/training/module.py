@@ -18,11 +18,13 @@ import torch
 
 from .. import registry
 from ..networks import Generator, build_discriminator
+from ..nn.filters import downsample2d, upsample2d
 from ..nn.norms import apply_constraints
 from .ema import ema_beta, update_ema
 from .losses import discriminator_loss, generator_loss, path_lengths, r1_penalty
 from .options import DiscriminatorOptions, GeneratorOptions
 from .regularizers import LazyRegularizer, PathLength, R1
+from .snapshots import log_rho_histograms
 
 COUNTERS = ("images_seen", "g_steps", "d_steps", "g_reg_steps", "d_reg_steps")
 
@@ -49,6 +51,9 @@ class StyleGAN2(pl.LightningModule):
         total_kimg: stop after this many thousand real images.
         seed: seed of the per-step random streams (latents, noise, mixing).
         max_nonfinite_steps: stop with an error after this many consecutive steps with non-finite losses.
+        growth: growth plugin name: ``none`` (fixed resolution) or ``progressive`` (configs A-D).
+        growth_options: keyword options of the growth plugin (e.g. ``phase_kimg``, ``fade_kimg``,
+            ``lr_scale`` and ``batch_size`` per resolution for ``progressive``).
     """
 
     def __init__(self, resolution: int = 256, channels: int = 3, label_dim: int = 0,
@@ -56,7 +61,7 @@ class StyleGAN2(pl.LightningModule):
                  g_lr: float = 0.0025, d_lr: float = 0.0025, betas: tuple[float, float] = (0.0, 0.99),
                  eps: float = 1e-8, style_mixing_prob: float = 0.9, ema_kimg: float = 10.0,
                  ema_rampup: float | None = 0.05, total_kimg: float = 25000, seed: int = 0,
-                 max_nonfinite_steps: int = 100):
+                 max_nonfinite_steps: int = 100, growth: str = "none", growth_options: dict | None = None):
         super().__init__()
         generator = _options(GeneratorOptions, generator)
         discriminator = _options(DiscriminatorOptions, discriminator)
@@ -65,12 +70,16 @@ class StyleGAN2(pl.LightningModule):
             "generator": asdict(generator), "discriminator": asdict(discriminator), "g_lr": g_lr,
             "d_lr": d_lr, "betas": list(betas), "eps": eps, "style_mixing_prob": style_mixing_prob,
             "ema_kimg": ema_kimg, "ema_rampup": ema_rampup, "total_kimg": total_kimg, "seed": seed,
-            "max_nonfinite_steps": max_nonfinite_steps})
+            "max_nonfinite_steps": max_nonfinite_steps, "growth": growth,
+            "growth_options": dict(growth_options or {})})
         self.automatic_optimization = False
-        self.G = Generator(resolution, channels, c_dim=label_dim, **asdict(generator))
+        self.growth = _growth_schedule(growth, resolution, growth_options or {})
+        progressive = self.growth.progressive
+        self.G = Generator(resolution, channels, c_dim=label_dim, progressive=progressive, **asdict(generator))
         self.D = build_discriminator(img_resolution=resolution, img_channels=channels, c_dim=label_dim,
-                                     **asdict(discriminator))
-        self.G_ema = Generator(resolution, channels, c_dim=label_dim, **asdict(generator)).eval()
+                                     progressive=progressive, **asdict(discriminator))
+        self.G_ema = Generator(resolution, channels, c_dim=label_dim, progressive=progressive,
+                               **asdict(generator)).eval()
         self.G_ema.load_state_dict(self.G.state_dict())
         self.G_ema.requires_grad_(False)
         self.counters = dict.fromkeys(COUNTERS, 0)
@@ -88,6 +97,11 @@ class StyleGAN2(pl.LightningModule):
     def kimg(self) -> float:
         return self.images_seen / 1000
 
+    @property
+    def stage(self):
+        """The growth schedule's state now: resolution, fade-in alpha, lr scale, batch size."""
+        return self.growth.state(self.kimg)
+
     def regularizer(self, kind: type[LazyRegularizer]) -> LazyRegularizer | None:
         """The trainer's callback of this kind, if the run has one and it is enabled."""
         trainer = self._trainer
@@ -98,14 +112,16 @@ class StyleGAN2(pl.LightningModule):
 
     def plugins(self) -> dict[str, str]:
         return {"normalization": self.G.normalization, "generator": self.G.topology,
-                "discriminator": self.hparams["discriminator"]["topology"]}
+                "discriminator": self.hparams["discriminator"]["topology"], "growth": self.hparams["growth"]}
 
     # ----------------------------------------------------------------- Lightning hooks
     def configure_optimizers(self):
         def adam(params, lr, regularizer):
             c = regularizer.adam_ratio if regularizer else 1.0
             betas = tuple(beta ** c for beta in self.hparams["betas"])
-            return torch.optim.Adam(params, lr=lr * c, betas=betas, eps=self.hparams["eps"])
+            optimizer = torch.optim.Adam(params, lr=lr * c, betas=betas, eps=self.hparams["eps"])
+            optimizer.param_groups[0]["base_lr"] = lr * c  # scaled per resolution by the growth stage
+            return optimizer
 
         return [adam(self.G.parameters(), self.hparams["g_lr"], self.regularizer(PathLength)),
                 adam(self.D.parameters(), self.hparams["d_lr"], self.regularizer(R1))]
@@ -122,14 +138,19 @@ class StyleGAN2(pl.LightningModule):
         real_c = real_c if self.hparams["label_dim"] else None
         torch.manual_seed(hash((self.hparams["seed"], self.global_rank, self.counters["g_steps"])) % 2 ** 63)
         opt_g, opt_d = self.optimizers()
+        stage = self.stage
+        for optimizer in (opt_g, opt_d):
+            for group in optimizer.param_groups:
+                group["lr"] = group["base_lr"] * stage.lr_scale
+        real = self._reals_at(real, stage)
         batch_size = real.shape[0]
         gen_c = real_c[torch.randperm(batch_size, device=real.device)] if real_c is not None else None
         path_length, r1 = self.regularizer(PathLength), self.regularizer(R1)
 
         # G main (+ path length when not lazy): maximize D's logits for generated images.
         self.toggle_optimizer(opt_g)
-        fake, ws = self._generate(batch_size, gen_c)
-        fake_logits = self.D(fake, gen_c)
+        fake, ws = self._generate(batch_size, gen_c, stage)
+        fake_logits = self.D(fake, gen_c, alpha=stage.alpha)
         loss_g = generator_loss(fake_logits).mean()
         self._record({"Loss/G/loss": loss_g, "Loss/scores/fake": fake_logits.mean()})
         if path_length is not None and not path_length.lazy:
@@ -137,7 +158,7 @@ class StyleGAN2(pl.LightningModule):
         self._optimize(opt_g, self.G, loss_g)
         if path_length is not None and path_length.lazy and path_length.due(self.counters["g_steps"]):
             shrunk = max(batch_size // path_length.batch_shrink, 1)
-            fake, ws = self._generate(shrunk, gen_c[:shrunk] if gen_c is not None else None)
+            fake, ws = self._generate(shrunk, gen_c[:shrunk] if gen_c is not None else None, stage)
             loss = self._path_length_loss(path_length, fake, ws) * path_length.loss_scale
             # "+ output * 0" keeps the whole output in the graph, as NVlabs does, so DDP sees it used.
             self._optimize(opt_g, self.G, loss + fake[:, 0, 0, 0].mean() * 0)
@@ -147,11 +168,11 @@ class StyleGAN2(pl.LightningModule):
         # D main (+ R1 when not lazy): minimize logits for generated images, maximize for reals.
         self.toggle_optimizer(opt_d)
         with torch.no_grad():
-            fake, _ = self._generate(batch_size, gen_c)
-        fake_logits = self.D(fake, gen_c)
+            fake, _ = self._generate(batch_size, gen_c, stage)
+        fake_logits = self.D(fake, gen_c, alpha=stage.alpha)
         r1_now = r1 is not None and not r1.lazy
         real_in = real.detach().requires_grad_(r1_now)
-        real_logits = self.D(real_in, real_c)
+        real_logits = self.D(real_in, real_c, alpha=stage.alpha)
         loss_d = discriminator_loss(real_logits, fake_logits).mean()
         self._record({"Loss/D/loss": loss_d, "Loss/scores/real": real_logits.mean()})
         if r1_now:
@@ -159,7 +180,7 @@ class StyleGAN2(pl.LightningModule):
         self._optimize(opt_d, self.D, loss_d)
         if r1 is not None and r1.lazy and r1.due(self.counters["d_steps"]):
             real_in = real.detach().requires_grad_(True)
-            real_logits = self.D(real_in, real_c)
+            real_logits = self.D(real_in, real_c, alpha=stage.alpha)
             loss = self._r1_loss(r1, real_logits, real_in) * r1.loss_scale
             self._optimize(opt_d, self.D, loss + real_logits.mean() * 0)
             self.counters["d_reg_steps"] += 1
@@ -184,10 +205,13 @@ class StyleGAN2(pl.LightningModule):
         """D's scores on the validation images and on as many EMA fakes of fixed latents."""
         real, real_c = batch
         real_c = real_c if self.hparams["label_dim"] else None
+        stage = self.stage
+        real = self._reals_at(real, stage)
         generator = torch.Generator().manual_seed(hash((self.hparams["seed"], batch_idx)) % 2 ** 63)
         z = torch.randn(real.shape[0], self.G_ema.z_dim, generator=generator).to(real.device)
-        fake = self.G_ema(z, real_c, noise_mode="const")
-        real_logits, fake_logits = self.D(real, real_c), self.D(fake, real_c)
+        fake = self.G_ema(z, real_c, noise_mode="const", resolution=stage.resolution, alpha=stage.alpha)
+        real_logits = self.D(real, real_c, alpha=stage.alpha)
+        fake_logits = self.D(fake, real_c, alpha=stage.alpha)
         # "step" sets the logger's x-axis for these values: images seen, like every other scalar.
         self.log_dict({"Val/scores/real": real_logits.mean(), "Val/scores/fake": fake_logits.mean(),
                        "Val/D/loss": discriminator_loss(real_logits, fake_logits).mean(),
@@ -208,11 +232,21 @@ class StyleGAN2(pl.LightningModule):
         self.counters = {name: int(checkpoint["counters"].get(name, 0)) for name in COUNTERS}
 
     # ----------------------------------------------------------------- phases
-    def _generate(self, batch_size: int, c: torch.Tensor | None):
-        """Images from G with style-mixing regularization, and the ws that made them."""
+    def _generate(self, batch_size: int, c: torch.Tensor | None, stage):
+        """Images from G at the growth stage, with style-mixing regularization, and their ws."""
         z = torch.randn(batch_size, self.G.z_dim, device=self.device)
         ws = self.G.mix_styles(self.G.mapping(z, c), c, self.hparams["style_mixing_prob"])
-        return self.G.synthesis(ws), ws
+        return self.G.synthesis(ws, resolution=stage.resolution, alpha=stage.alpha), ws
+
+    def _reals_at(self, real: torch.Tensor, stage) -> torch.Tensor:
+        """Reals at the stage's resolution, faded like the fakes: while alpha < 1, a blend of the
+        image and its up-sampled half-resolution version (PGGAN Section 3)."""
+        f = self.G.synthesis.b4.resample_filter
+        while real.shape[-1] > stage.resolution:
+            real = downsample2d(real, f)
+        if stage.alpha < 1:
+            real = torch.lerp(upsample2d(downsample2d(real, f), f), real, stage.alpha)
+        return real
 
     def _path_length_loss(self, path_length: PathLength, fake: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
         penalty = path_length.penalty(path_lengths(fake, ws))
@@ -257,12 +291,14 @@ class StyleGAN2(pl.LightningModule):
         start_time, start_images = self._tick
         metrics = {name: float(value) for name, value in zip(names, means if means is not None else [])}
         metrics["Progress/kimg"] = self.kimg
+        metrics["Progress/resolution"], metrics["Progress/alpha"] = self.stage.resolution, self.stage.alpha
         metrics["Progress/nonfinite_grads"] = int(self._nonfinite_grads)
         if self.images_seen > start_images:
             metrics["Timing/sec_per_kimg"] = (now - start_time) / (self.images_seen - start_images) * 1000
         self._tick = (now, self.images_seen)
         if self.logger is not None and self.trainer.is_global_zero:
             self.logger.log_metrics(metrics, step=self.images_seen)
+            log_rho_histograms(self.trainer.loggers, self.G, self.images_seen)
         streak = int(self._nonfinite_streak)
         if streak >= self.hparams["max_nonfinite_steps"]:
             self._stop_on_nonfinite(streak)
@@ -286,3 +322,11 @@ def _options(kind, value):
                              f"{sorted(kind.__dataclass_fields__)}")
         return kind(**value)
     return value
+
+
+def _growth_schedule(name: str, resolution: int, options: dict):
+    schedule_class = registry.load("growth", name)
+    try:
+        return schedule_class(resolution, **options)
+    except TypeError as error:
+        raise ValueError(f"Bad growth_options {options} for the growth plugin {name!r}: {error}") from error

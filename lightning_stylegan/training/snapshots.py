@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback, Checkpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -25,7 +26,9 @@ def crossed(before: int, after: int, every_kimg: float) -> bool:
 class SampleGrid(Callback):
     """Grids of ``rows x columns`` images of fixed latents from G_ema (constant noise), written to
     ``<log_dir>/samples/fakes_<images seen>.png`` and TensorBoard ``Samples/fakes`` every
-    ``every_kimg``; ``reals.png`` and ``fakes_init.png`` at the start, as NVlabs does.
+    ``every_kimg``; ``reals.png`` and ``fakes_init.png`` at the start, as NVlabs does. During
+    progressive growing the images are made at the current stage and up-sampled (nearest) to the
+    final resolution, so grids stay comparable over the run.
     """
 
     def __init__(self, every_kimg: float = 4.0, rows: int = 8, columns: int = 8, seed: int = 0,
@@ -68,9 +71,11 @@ class SampleGrid(Callback):
         c = None
         if G.c_dim:
             c = torch.eye(G.c_dim, device=module.device)[torch.arange(count) % G.c_dim]
-        images = torch.cat([G(zb, cb if c is not None else None, truncation_psi=self.truncation_psi,
-                              noise_mode="const")
+        stage = module.stage
+        images = torch.cat([G(zb, cb, truncation_psi=self.truncation_psi, noise_mode="const",
+                              resolution=stage.resolution, alpha=stage.alpha)
                             for zb, cb in zip(z.split(16), c.split(16) if c is not None else [None] * count)])
+        images = F.interpolate(images, size=G.img_resolution, mode="nearest")
         grid = image_grid(to_uint8(images), self.columns)
         save_png(grid, self.directory / name)
         for logger in trainer.loggers:
@@ -117,3 +122,13 @@ class KimgCheckpoint(Checkpoint):
         if trainer.is_global_zero:
             os.replace(tmp, path)
         trainer.strategy.barrier("KimgCheckpoint.save")
+
+
+def log_rho_histograms(loggers, G, step: int) -> None:
+    """PIN's learned rho of every synthesis block as a TensorBoard histogram ``PIN/rho_<res>``
+    (the circular-artifact paper's Figure 15); nothing for generators without PIN layers."""
+    writers = [logger.experiment for logger in loggers if isinstance(logger, TensorBoardLogger)]
+    for block in G.synthesis.blocks() if writers else []:
+        rhos = [m.rho.detach().flatten() for m in block.modules() if isinstance(getattr(m, "rho", None), torch.Tensor)]
+        for writer in writers if rhos else []:
+            writer.add_histogram(f"PIN/rho_{block.resolution}", torch.cat(rhos).cpu(), global_step=step)
