@@ -15,7 +15,7 @@ from lightning_stylegan.nn.filters import downsample2d, setup_filter, upsample2d
 from lightning_stylegan.training.module import StyleGAN2
 from lightning_stylegan.training.options import DiscriminatorOptions, GeneratorOptions
 from lightning_stylegan.training.regularizers import PathLength, R1
-from lightning_stylegan.training.snapshots import KimgCheckpoint
+from lightning_stylegan.training.snapshots import KimgCheckpoint, SampleGrid
 
 TOPOLOGIES = ["original", "skip", "residual"]
 TINY = dict(channel_base=128, channel_max=16)
@@ -112,7 +112,8 @@ def fit(model, root, ckpt_path=None, logger=False):
     trainer = pl.Trainer(accelerator="cpu", max_epochs=-1, logger=logger, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1,
                          default_root_dir=root, use_distributed_sampler=False,
-                         callbacks=[R1(1.0, 2), PathLength(interval=2), KimgCheckpoint(str(root), every_kimg=1)])
+                         callbacks=[R1(1.0, 2), PathLength(interval=2), KimgCheckpoint(str(root), every_kimg=1),
+                                    SampleGrid(every_kimg=0.004, rows=1, columns=2)])
     trainer.fit(model, ImageDataModule(resolution=16, channels=1, batch_size=4, max_images=64, val_images=4),
                 ckpt_path=ckpt_path)
 
@@ -134,9 +135,12 @@ def test_progress_scalars_and_pin_histograms_reach_tensorboard(tmp_path):
     model = tiny_progressive(16)
     fit(model, tmp_path, logger=TensorBoardLogger(tmp_path, name="tb"))
     (events,) = (tmp_path / "tb").rglob("events.out.tfevents.*")
-    accumulator = EventAccumulator(str(events), size_guidance={"histograms": 0})
+    accumulator = EventAccumulator(str(events), size_guidance={"histograms": 0, "images": 0})
     accumulator.Reload()
     resolution = {e.step: e.value for e in accumulator.Scalars("Progress/resolution")}
     alpha = {e.step: e.value for e in accumulator.Scalars("Progress/alpha")}
     assert resolution[4] == 8 and resolution[12] == 16 and alpha[12] == pytest.approx(0.25)
     assert {"PIN/rho_4", "PIN/rho_8", "PIN/rho_16"} <= set(accumulator.Tags()["histograms"])
+    # grids made at 8x8 (step 4) are up-sampled to the final 16x16: 1 row x 2 columns
+    grids = {e.step: (e.width, e.height) for e in accumulator.Images("Samples/fakes")}
+    assert grids[0] == grids[4] == grids[16] == (32, 16)
