@@ -50,12 +50,13 @@ class ProgressiveGrowing(GrowthSchedule):
 
 
 def _per_resolution(name: str, values: dict | None, final_resolution: int, kind) -> dict:
-    """``{resolution: value}`` with int keys (YAML may give strings), checked against the network."""
+    """``{resolution: value}`` with int keys (YAML may give strings). Entries above the final
+    resolution are allowed and never apply, so one recipe serves every output size."""
     checked = {}
     for key, value in (values or {}).items():
         resolution = int(key)
-        if resolution & (resolution - 1) or not 4 <= resolution <= final_resolution:
-            raise ValueError(f"progressive: {name} has resolution {key!r}; use powers of two up to "
-                             f"{final_resolution}")
+        if resolution & (resolution - 1) or resolution < 4:
+            raise ValueError(f"progressive: {name} has resolution {key!r}; use powers of two "
+                             f"(this network grows from 8 to {final_resolution})")
         checked[resolution] = kind(value)
     return checked
