@@ -176,9 +176,9 @@ def _first_line(obj) -> str:
 
 def provenance(used: dict[str, str]) -> dict[str, dict[str, str]]:
     """``{kind: name}`` -> ``{kind: {name, distribution, version}}``, for recording in checkpoints."""
-    return {kind: {"name": name, "distribution": spec(kind, name).distribution,
-                   "version": spec(kind, name).version}
-            for kind, name in used.items()}
+    specs = {kind: spec(kind, name) for kind, name in used.items()}
+    return {kind: {"name": found.name, "distribution": found.distribution, "version": found.version}
+            for kind, found in specs.items()}
 
 
 def clear_cache() -> None:

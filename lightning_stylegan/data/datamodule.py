@@ -69,7 +69,8 @@ class ImageDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """An endless stream of batches (``InfiniteSampler``), this rank's share of it, resumed at
-        the images the attached model has already seen; training length is set by the model."""
+        the images the attached model has already seen; training length is set by the model. A
+        growth schedule of the model may set the batch size per resolution (``StagedBatchSampler``)."""
         if len(self.dataset) < self.batch_size:
             raise ValueError(f"The dataset {self.dataset.source} has {len(self.dataset)} images (with xflip "
                              f"copies), fewer than batch_size={self.batch_size}, so no full batch can be "

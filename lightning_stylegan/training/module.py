@@ -291,7 +291,8 @@ class StyleGAN2(pl.LightningModule):
         start_time, start_images = self._tick
         metrics = {name: float(value) for name, value in zip(names, means if means is not None else [])}
         metrics["Progress/kimg"] = self.kimg
-        metrics["Progress/resolution"], metrics["Progress/alpha"] = self.stage.resolution, self.stage.alpha
+        stage = self.stage
+        metrics["Progress/resolution"], metrics["Progress/alpha"] = stage.resolution, stage.alpha
         metrics["Progress/nonfinite_grads"] = int(self._nonfinite_grads)
         if self.images_seen > start_images:
             metrics["Timing/sec_per_kimg"] = (now - start_time) / (self.images_seen - start_images) * 1000
