@@ -111,8 +111,8 @@ class StyleGAN2(pl.LightningModule):
         return found[0] if found and found[0].enabled else None
 
     def plugins(self) -> dict[str, str]:
-        return {"normalization": self.G.normalization, "generator": self.G.topology,
-                "discriminator": self.hparams["discriminator"]["topology"], "growth": self.hparams["growth"]}
+        return self.G.plugins() | {"discriminator": self.hparams["discriminator"]["topology"],
+                                   "growth": self.hparams["growth"]}
 
     # ----------------------------------------------------------------- Lightning hooks
     def configure_optimizers(self):
