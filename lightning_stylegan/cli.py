@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -109,19 +110,36 @@ def _lightning_cli(argv: list[str] | None) -> None:
                                "description": "Train and evaluate StyleGAN-family GANs."})
 
 
+# Subcommands outside LightningCLI: module whose ``main(argv) -> int`` runs it.
+TOOLS = {
+    "metrics": "lightning_stylegan.metrics.command",
+    "generate": "lightning_stylegan.tools.generate",
+    "project": "lightning_stylegan.tools.project",
+    "convert": "lightning_stylegan.tools.convert",
+    "analyze": "lightning_stylegan.analysis.command",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     given = argv
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "plugins":
         return plugins_command(argv[1:])
+    if argv and argv[0] in TOOLS:
+        return importlib.import_module(TOOLS[argv[0]]).main(argv[1:])
     if argv and argv[0] == "--version":
         print(f"lightning-stylegan {__version__}")
         return 0
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: lightning-stylegan {plugins,fit,validate} ...\n\n"
+        print("usage: lightning-stylegan {plugins,fit,validate,metrics,generate,project,convert,analyze} ...\n\n"
               "  plugins   list the installed plugins (--kind to filter)\n"
               "  fit       train:  lightning-stylegan fit --config recipes/quickstart.yaml\n"
-              "  validate  score reals and EMA fakes with D on the validation images\n\n"
+              "  validate  score reals and EMA fakes with D on the validation images\n"
+              "  metrics   FID, KID, precision/recall, IS, PPL of a checkpoint\n"
+              "  generate  images, style-mixing grids and interpolations from a checkpoint\n"
+              "  project   find the latent w of a target image\n"
+              "  convert   import official NVlabs / rosinality networks; --export a generator\n"
+              "  analyze   feature maps, activation rates, ablations (artifact analysis)\n\n"
               "Run `lightning-stylegan fit --help` for every option.")
         return 0 if argv else 2
     _lightning_cli(given)  # None: LightningCLI reads sys.argv itself

@@ -37,6 +37,11 @@ class Generator(nn.Module):
                  conv_clamp: float | None = None, progressive: bool = False):
         super().__init__()
         _check_image_format(img_resolution, img_channels)
+        self.init_kwargs = dict(img_resolution=img_resolution, img_channels=img_channels, z_dim=z_dim,
+                                w_dim=w_dim, c_dim=c_dim, topology=topology, normalization=normalization,
+                                mapping_layers=mapping_layers, mapping_lr_multiplier=mapping_lr_multiplier,
+                                w_avg_beta=w_avg_beta, channel_base=channel_base, channel_max=channel_max,
+                                use_noise=use_noise, conv_clamp=conv_clamp, progressive=progressive)
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.topology, self.normalization = topology, normalization

@@ -24,6 +24,7 @@ GROUPS = {
     "generator": "lightning_stylegan.generators",
     "discriminator": "lightning_stylegan.discriminators",
     "growth": "lightning_stylegan.growth",
+    "feature_extractor": "lightning_stylegan.feature_extractors",
 }
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from plugin_site import write_distribution
 
 from lightning_stylegan import registry
 
@@ -26,35 +26,6 @@ class Plugin(Demodulation):
     """A test plugin."""
     api_version = {api_version}
 '''
-
-
-def write_distribution(site: Path, dist: str, entries: dict[str, dict[str, str]],
-                       modules: dict[str, str] | None = None, version: str = "1.0") -> Path:
-    """Write an installed-looking distribution into the folder ``site``."""
-    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-    lines = []
-    for group, names in entries.items():
-        lines.append(f"[{group}]")
-        lines += [f"{name} = {target}" for name, target in names.items()]
-    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    for module, source in (modules or {}).items():
-        (site / f"{module}.py").write_text(textwrap.dedent(source))
-    return site
-
-
-@pytest.fixture
-def site(tmp_path, monkeypatch):
-    """A folder on sys.path for throwaway distributions; the registry forgets them afterwards."""
-    folder = tmp_path / "site"
-    folder.mkdir()
-    monkeypatch.syspath_prepend(str(folder))
-    registry.clear_cache()
-    yield folder
-    registry.clear_cache()
-    for name in [m for m in sys.modules if m.startswith("lsg_test_")]:
-        del sys.modules[name]
 
 
 NORM = registry.GROUPS["normalization"]
@@ -79,7 +50,7 @@ def test_unknown_name_lists_available_and_suggests_closest():
 
 
 def test_unknown_kind_lists_kinds():
-    with pytest.raises(registry.PluginError, match="normalization, generator, discriminator, growth"):
+    with pytest.raises(registry.PluginError, match="normalization, generator, discriminator, growth, feature_extractor"):
         registry.names("normalisations")
 
 
