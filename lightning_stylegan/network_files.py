@@ -96,15 +96,15 @@ def load_networks(path: str | os.PathLike) -> Networks:
             networks[name] = None
             continue
         net = build()
-        _load_state(net, sub, f"{path} ({name})")
+        load_state(net, sub, f"{path} ({name})")
         networks[name] = net.eval().requires_grad_(False)
     if networks["G_ema"] is None:
         raise NetworkFileError(f"{path} holds no G_ema weights")
     return Networks(networks["G_ema"], networks["G"], networks["D"], hparams, path)
 
 
-def _load_state(net: nn.Module, state: dict, where: str) -> None:
-    missing, unexpected = [], []
+def load_state(net: nn.Module, state: dict, where: str) -> None:
+    """``net.load_state_dict(state)``, or an error naming the keys that do not fit."""
     own = net.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -138,7 +138,7 @@ def _exported_generator(path: Path, data: dict) -> Generator:
     json_path = path.with_suffix(".json")
     config = json.loads(json_path.read_text()) if json_path.is_file() else data["config"]
     G = Generator(**config)
-    _load_state(G, data["state_dict"], str(path))
+    load_state(G, data["state_dict"], str(path))
     return G.eval().requires_grad_(False)
 
 

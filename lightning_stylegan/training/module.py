@@ -17,6 +17,7 @@ import lightning.pytorch as pl
 import torch
 
 from .. import registry
+from ..network_files import NetworkFileError, load_networks, load_state
 from ..networks import Generator, build_discriminator
 from ..nn.filters import downsample2d, upsample2d
 from ..nn.norms import apply_constraints
@@ -54,6 +55,10 @@ class StyleGAN2(pl.LightningModule):
         growth: growth plugin name: ``none`` (fixed resolution) or ``progressive`` (configs A-D).
         growth_options: keyword options of the growth plugin (e.g. ``phase_kimg``, ``fade_kimg``,
             ``lr_scale`` and ``batch_size`` per resolution for ``progressive``).
+        init_from: start a new run from the G, D and G_ema weights of this checkpoint (one of ours,
+            or one written by ``lightning-stylegan convert``): transfer learning. The recipe's
+            network options must build the same networks. Counters and optimizers start fresh;
+            to resume a run use ``--ckpt_path`` instead.
     """
 
     def __init__(self, resolution: int = 256, channels: int = 3, label_dim: int = 0,
@@ -61,7 +66,8 @@ class StyleGAN2(pl.LightningModule):
                  g_lr: float = 0.0025, d_lr: float = 0.0025, betas: tuple[float, float] = (0.0, 0.99),
                  eps: float = 1e-8, style_mixing_prob: float = 0.9, ema_kimg: float = 10.0,
                  ema_rampup: float | None = 0.05, total_kimg: float = 25000, seed: int = 0,
-                 max_nonfinite_steps: int = 100, growth: str = "none", growth_options: dict | None = None):
+                 max_nonfinite_steps: int = 100, growth: str = "none", growth_options: dict | None = None,
+                 init_from: str | None = None):
         super().__init__()
         generator = _options(GeneratorOptions, generator)
         discriminator = _options(DiscriminatorOptions, discriminator)
@@ -71,7 +77,7 @@ class StyleGAN2(pl.LightningModule):
             "d_lr": d_lr, "betas": list(betas), "eps": eps, "style_mixing_prob": style_mixing_prob,
             "ema_kimg": ema_kimg, "ema_rampup": ema_rampup, "total_kimg": total_kimg, "seed": seed,
             "max_nonfinite_steps": max_nonfinite_steps, "growth": growth,
-            "growth_options": dict(growth_options or {})})
+            "growth_options": dict(growth_options or {}), "init_from": init_from})
         self.automatic_optimization = False
         self.growth = _growth_schedule(growth, resolution, growth_options or {})
         progressive = self.growth.progressive
@@ -82,11 +88,29 @@ class StyleGAN2(pl.LightningModule):
                                **asdict(generator)).eval()
         self.G_ema.load_state_dict(self.G.state_dict())
         self.G_ema.requires_grad_(False)
+        if init_from:
+            self._init_weights_from(init_from)
         self.counters = dict.fromkeys(COUNTERS, 0)
         self._stats: dict[str, list[torch.Tensor]] = {}
         self._nonfinite_streak = torch.zeros([], dtype=torch.long)
         self._nonfinite_grads = torch.zeros([], dtype=torch.long)
         self._tick = (time.time(), 0)
+
+    def _init_weights_from(self, path: str) -> None:
+        source = load_networks(path)
+        for name in ("G", "D", "G_ema"):
+            net = getattr(source, name)
+            if net is None:
+                if name == "D":
+                    warnings.warn(f"{path} holds no discriminator; D starts from random weights")
+                    continue
+                net = source.G_ema  # an exported generator: G starts from the EMA weights
+            try:
+                load_state(getattr(self, name), net.state_dict(), f"--model.init_from {path} ({name})")
+            except NetworkFileError as error:
+                raise NetworkFileError(f"{error}. Set the recipe's model options to those of the source: "
+                                       f"generator {source.hparams.get('generator', source.G_ema.init_kwargs)}, "
+                                       f"discriminator {source.hparams.get('discriminator')}") from error
 
     # ----------------------------------------------------------------- counters and helpers
     @property
