@@ -42,6 +42,7 @@ class ImageDataModule(L.LightningDataModule):
                  use_labels: bool = False, xflip: bool = False, max_images: int | None = None,
                  val_images: int = 256, seed: int = 0):
         super().__init__()
+        self.save_hyperparameters()  # checkpoints record the data, so `metrics` can find the reals
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
