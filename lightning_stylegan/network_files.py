@@ -37,6 +37,7 @@ class Networks:
     D: nn.Module | None
     hparams: dict
     path: Path
+    data: dict | None = None  # the data module's arguments the networks were trained with, if recorded
 
 
 def generator_kwargs(hparams: dict) -> dict:
@@ -100,7 +101,8 @@ def load_networks(path: str | os.PathLike) -> Networks:
         networks[name] = net.eval().requires_grad_(False)
     if networks["G_ema"] is None:
         raise NetworkFileError(f"{path} holds no G_ema weights")
-    return Networks(networks["G_ema"], networks["G"], networks["D"], hparams, path)
+    return Networks(networks["G_ema"], networks["G"], networks["D"], hparams, path,
+                    data.get("datamodule_hyper_parameters"))
 
 
 def load_state(net: nn.Module, state: dict, where: str) -> None:

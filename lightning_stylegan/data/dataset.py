@@ -268,6 +268,13 @@ class ImageDataset(torch.utils.data.Dataset):
         return list(self._names)
 
     @property
+    def labels(self) -> np.ndarray | None:
+        """One-hot labels [num_images, label_dim] (float32) in image order; None without labels."""
+        if self._labels is None:
+            return None
+        return np.eye(self.label_dim, dtype=np.float32)[self._labels]
+
+    @property
     def num_images(self) -> int:
         """How many distinct images (``len`` is twice this with ``xflip``)."""
         return len(self._names)
