@@ -4,8 +4,8 @@
   version and a one-line description (or why it is broken).
 * ``lightning-stylegan fit|validate --config recipes/<recipe>.yaml [--ckpt_path last]``:
   LightningCLI over ``training.module.StyleGAN2`` and ``data.datamodule.ImageDataModule``, with the
-  regularizer, sample-grid and checkpoint callbacks as top-level groups ``r1``, ``path_length``,
-  ``samples`` and ``checkpoints``.
+  regularizer, sample-grid, checkpoint and metrics callbacks as top-level groups ``r1``,
+  ``path_length``, ``samples``, ``checkpoints`` and ``metrics``.
 """
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ def _lightning_cli(argv: list[str] | None) -> None:
     from lightning.pytorch.cli import LightningCLI
 
     from .data.datamodule import ImageDataModule
+    from .metrics.callback import Metrics
     from .training.module import StyleGAN2
     from .training.regularizers import PathLength, R1
     from .training.snapshots import KimgCheckpoint, SampleGrid
@@ -66,6 +67,7 @@ def _lightning_cli(argv: list[str] | None) -> None:
             parser.add_lightning_class_args(PathLength, "path_length")
             parser.add_lightning_class_args(SampleGrid, "samples")
             parser.add_lightning_class_args(KimgCheckpoint, "checkpoints")
+            parser.add_lightning_class_args(Metrics, "metrics")
             parser.link_arguments("data.resolution", "model.resolution")
             parser.link_arguments("data.channels", "model.channels")
             parser.link_arguments("data.label_dim", "model.label_dim", apply_on="instantiate")

@@ -1,0 +1,13 @@
+"""Image-quality metrics of generators (issue 5), one module per idea:
+
+* ``features``: the pluggable feature extractor (entry-point group
+  ``lightning_stylegan.feature_extractors``; built-ins ``inception`` and ``vgg16``) and its weights.
+* ``feature_stats``: streaming feature statistics of generated and (cached) real images.
+* ``frechet``: Fréchet Inception Distance (Heusel et al. 2017).
+* ``kid``: Kernel Inception Distance (Binkowski et al. 2018).
+* ``precision_recall``: improved precision/recall and the realism score (Kynkäänniemi et al. 2019).
+* ``inception_score``: Inception Score (Salimans et al. 2016).
+* ``lpips_distance`` and ``ppl``: LPIPS and the perceptual path length (StyleGAN, StyleGAN2).
+* ``catalog``: NVlabs' metric names; ``evaluate``: computing a list of them; ``callback``: during
+  training; ``command``: ``lightning-stylegan metrics``.
+"""

@@ -1,0 +1,92 @@
+"""``lightning-stylegan metrics``: score a checkpoint (or exported generator) with named metrics.
+
+    lightning-stylegan metrics --ckpt runs/x/checkpoints/last.ckpt --metrics fid50k_full,pr50k3_full,ppl_wend
+
+Prints a table and merges the results into ``<checkpoint>.metrics.json`` next to the checkpoint;
+per-image realism scores go to ``<checkpoint>.<metric>.npy``. The real images are those the
+checkpoint was trained on (recorded in it) unless ``--data`` names others.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..data.dataset import ImageDataset
+from ..network_files import NetworkFileError, load_networks
+from .catalog import EXAMPLES, parse_metrics
+from .evaluate import MetricOptions, compute_metrics
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lightning-stylegan metrics", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", required=True, help="checkpoint (.ckpt) or exported generator (.pt)")
+    parser.add_argument("--metrics", default="fid50k_full", help=f"comma-separated names: {EXAMPLES}")
+    parser.add_argument("--data", help="real images (folder, zip, or 'fashion-mnist'); default: the "
+                                       "checkpoint's training data")
+    parser.add_argument("--use-labels", action="store_true", help="with --data: read dataset.json labels")
+    parser.add_argument("--num-gen", type=int, help="generated images per metric (replaces the name's count)")
+    parser.add_argument("--batch", type=int, default=32, help="images per batch")
+    parser.add_argument("--features", default="auto",
+                        help="feature extractor plugin; auto = inception (FID/KID/IS) and vgg16 (PR)")
+    parser.add_argument("--feature-weights", help="local weights file of the feature extractor")
+    parser.add_argument("--lpips-backbone", help="local ImageNet weights of the LPIPS backbone (PPL)")
+    parser.add_argument("--cache-dir", help="cache of real-image statistics")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="JSON file (default: <ckpt>.metrics.json)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def _dataset(args, networks) -> ImageDataset:
+    G = networks.G_ema
+    if args.data is not None:
+        return ImageDataset(args.data, G.img_resolution, G.img_channels, use_labels=args.use_labels)
+    if networks.data is None:
+        raise ValueError(f"{args.ckpt} does not record its training data; give the real images with --data")
+    data = networks.data
+    return ImageDataset(data.get("path"), G.img_resolution, G.img_channels, resize=data.get("resize", "center-crop"),
+                        use_labels=data.get("use_labels", False), max_images=data.get("max_images"))
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        specs = parse_metrics(args.metrics, args.num_gen)
+        networks = load_networks(args.ckpt)
+        needs_reals = any(spec.uses_reals for spec in specs) or networks.G_ema.c_dim
+        dataset = _dataset(args, networks) if needs_reals else None
+        options = MetricOptions(features=args.features, feature_weights=args.feature_weights,
+                                lpips_backbone=args.lpips_backbone, batch_size=args.batch, device=args.device,
+                                cache_dir=args.cache_dir, seed=args.seed, progress=not args.no_progress)
+        start = time.time()
+        results, per_image = compute_metrics(specs, networks.G_ema.to(args.device), dataset, options)
+    except (ValueError, NetworkFileError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    width = max(len(name) for name in results)
+    print(f"{'METRIC'.ljust(width)}  VALUE")
+    for name, value in results.items():
+        print(f"{name.ljust(width)}  {value:.6g}")
+    out = Path(args.out) if args.out else Path(f"{args.ckpt}.metrics.json")
+    record = json.loads(out.read_text()) if out.is_file() else {}
+    record.setdefault("results", {}).update(results)
+    record.setdefault("runs", []).append({
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": round(time.time() - start, 1),
+        "checkpoint": str(args.ckpt), "data": dataset.source if dataset is not None else None,
+        "metrics": {spec.name: {"num_gen": spec.num_gen, "num_real": spec.num_real} for spec in specs},
+        "features": args.features, "seed": args.seed, "results": results})
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, out)
+    for name, scores in per_image.items():
+        np.save(Path(f"{args.ckpt}.{name}.npy"), scores)
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,238 @@
+"""Feature statistics of generated and real images, computed by streaming batches.
+
+``FeatureStats`` accumulates the mean and covariance of features batch by batch in float64
+(Chan et al.'s pairwise update of the mean and of the sum of squared deviations, so nothing is
+stacked when only FID's Gaussian is needed) and, on request, keeps the raw features (KID,
+precision/recall, realism score) and logits (Inception Score). The covariance is the maximum
+likelihood one (divided by N), as NVlabs' ``metric_utils.FeatureStats.get_mean_cov``.
+
+``generator_stats`` draws seeded latents (and, for a conditional generator, labels drawn from the
+dataset's labels, as NVlabs does), quantizes images to uint8 as NVlabs does (``to_uint8``) and
+runs the feature extractor, one batch at a time. ``dataset_stats`` does the same for the images of
+an ``ImageDataset`` (the first ``max_images`` items; mirrored copies count as items when the
+dataset has ``xflip``) and caches the result per dataset, resolution, channels and extractor.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..images import to_uint8
+
+CACHE_ENV = "LIGHTNING_STYLEGAN_CACHE"
+
+
+class FeatureStats:
+    """Running mean/covariance of features [N, D], optionally the features and logits themselves.
+
+    ``max_items`` caps the number of items taken (the rest of a batch that would exceed it is
+    ignored, as NVlabs does); ``keep_features`` / ``keep_logits`` keep the raw rows (float32, CPU).
+    """
+
+    def __init__(self, max_items: int | None = None, keep_features: bool = False, keep_logits: bool = False):
+        self.max_items, self.keep_features, self.keep_logits = max_items, keep_features, keep_logits
+        self.num_items = 0
+        self._mean: torch.Tensor | None = None  # float64 [D]
+        self._m2: torch.Tensor | None = None  # float64 [D, D], sum of outer products of deviations
+        self._features: list[torch.Tensor] = []
+        self._logits: list[torch.Tensor] = []
+
+    @property
+    def is_full(self) -> bool:
+        return self.max_items is not None and self.num_items >= self.max_items
+
+    def append(self, features: torch.Tensor, logits: torch.Tensor | None = None) -> None:
+        """Add a batch: features [B, D] (and logits [B, L] when logits are kept)."""
+        features = torch.as_tensor(features).detach()
+        if features.ndim != 2 or (self._mean is not None and features.shape[1] != self._mean.shape[0]):
+            raise ValueError(f"FeatureStats.append needs features [B, D] with the D of earlier batches, got "
+                             f"{tuple(features.shape)}")
+        if self.keep_logits and (logits is None or logits.ndim != 2 or logits.shape[0] != features.shape[0]):
+            raise ValueError(f"keep_logits needs logits [B, L] for the {features.shape[0]} features, got "
+                             f"{None if logits is None else tuple(logits.shape)}")
+        if self.max_items is not None:
+            features = features[:max(self.max_items - self.num_items, 0)]
+        b = features.shape[0]
+        if b == 0:
+            return
+        x = features.to(torch.float64)
+        batch_mean = x.mean(dim=0)
+        deviations = x - batch_mean
+        batch_m2 = deviations.T @ deviations
+        if self._mean is None:
+            self._mean, self._m2 = batch_mean, batch_m2
+        else:
+            delta = batch_mean.to(self._mean.device) - self._mean
+            total = self.num_items + b
+            self._mean = self._mean + delta * (b / total)
+            self._m2 = self._m2 + batch_m2.to(self._m2.device) + torch.outer(delta, delta) * (self.num_items * b / total)
+        self.num_items += b
+        if self.keep_features:
+            self._features.append(features.to("cpu", torch.float32))
+        if self.keep_logits:
+            self._logits.append(logits.detach()[:b].to("cpu", torch.float32))
+
+    def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean [D], covariance [D, D]) in float64; the covariance divides by N (NVlabs)."""
+        if self.num_items == 0:
+            raise ValueError("FeatureStats holds no items yet; append features first")
+        return self._mean.cpu().numpy(), (self._m2 / self.num_items).cpu().numpy()
+
+    def features(self) -> torch.Tensor:
+        """All kept features [N, D] (float32)."""
+        if not self.keep_features:
+            raise ValueError("These statistics did not keep the features; compute them with keep_features=True")
+        return torch.cat(self._features) if self._features else torch.zeros(0, 0)
+
+    def logits(self) -> torch.Tensor:
+        """All kept logits [N, L] (float32)."""
+        if not self.keep_logits:
+            raise ValueError("These statistics did not keep logits (the feature extractor gives none, or "
+                             "keep_logits was False)")
+        return torch.cat(self._logits) if self._logits else torch.zeros(0, 0)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write an ``.npz`` atomically (temporary file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = dict(num_items=np.int64(self.num_items), max_items=np.int64(-1 if self.max_items is None
+                                                                               else self.max_items))
+        if self.num_items:
+            arrays.update(mean=self._mean.cpu().numpy(), m2=self._m2.cpu().numpy())
+        if self.keep_features:
+            arrays["features"] = self.features().numpy()
+        if self.keep_logits:
+            arrays["logits"] = self.logits().numpy()
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as file:
+            np.savez(file, **arrays)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> FeatureStats:
+        """Read what ``save`` wrote (no pickles: ``allow_pickle=False``)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+            max_items = int(arrays["max_items"])
+            stats = cls(None if max_items < 0 else max_items, "features" in arrays, "logits" in arrays)
+            stats.num_items = int(arrays["num_items"])
+            if stats.num_items:
+                stats._mean, stats._m2 = torch.from_numpy(arrays["mean"]), torch.from_numpy(arrays["m2"])
+        except (OSError, ValueError, KeyError) as error:
+            raise ValueError(f"Cannot read feature statistics {path} ({type(error).__name__}: {error}); "
+                             "delete the file to recompute them") from error
+        if stats.keep_features:
+            stats._features = [torch.from_numpy(arrays["features"])]
+        if stats.keep_logits:
+            stats._logits = [torch.from_numpy(arrays["logits"])]
+        return stats
+
+
+@torch.no_grad()
+def generator_stats(G: torch.nn.Module, extractor: torch.nn.Module, num_images: int, batch_size: int = 32,
+                    truncation_psi: float = 1.0, labels=None, seed: int = 0, device: str | torch.device = "cpu",
+                    keep_features: bool = False, progress: bool = True) -> FeatureStats:
+    """Features of ``num_images`` images of ``G`` (moved to ``device``), ``batch_size`` at a time.
+
+    Latents come from a ``torch.Generator`` seeded with ``seed``; the synthesis noise is drawn with
+    torch's global generator seeded with ``seed`` inside ``torch.random.fork_rng`` (the caller's
+    random state is left as it was). A conditional G gets labels drawn uniformly from the rows of
+    ``labels`` [L, c_dim] (the dataset's one-hot labels). Logits are kept when the extractor gives them.
+    """
+    c_dim = getattr(G, "c_dim", 0)
+    if c_dim and labels is None:
+        raise ValueError(f"The generator is conditional (c_dim={c_dim}): pass labels [L, {c_dim}] to draw "
+                         "from, e.g. the labels of its training dataset")
+    if labels is not None:
+        labels = torch.as_tensor(np.asarray(labels), dtype=torch.float32)
+        if labels.ndim != 2 or labels.shape[1] != c_dim or len(labels) == 0:
+            raise ValueError(f"labels must be a non-empty [L, {c_dim}] array, got shape {tuple(labels.shape)}")
+    device = torch.device(device)
+    G = G.to(device)
+    stats = FeatureStats(num_images, keep_features, keep_logits=bool(getattr(extractor, "num_logits", 0)))
+    latents = torch.Generator().manual_seed(seed)
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    was_training = G.training
+    G.eval()  # as NVlabs: no w_avg update, eval behaviour
+    try:
+        with torch.random.fork_rng(devices=cuda), \
+                tqdm(total=num_images, desc="generated images", unit="img", disable=not progress) as bar:
+            torch.manual_seed(seed)
+            while not stats.is_full:
+                b = min(batch_size, num_images - stats.num_items)
+                z = torch.randn(b, G.z_dim, generator=latents).to(device)
+                c = labels[torch.randint(len(labels), (b,), generator=latents)].to(device) if c_dim else None
+                images = to_uint8(G(z, c, truncation_psi=truncation_psi))
+                stats.append(*extractor(images))
+                bar.update(b)
+    finally:
+        G.train(was_training)
+    return stats
+
+
+def dataset_identity(dataset) -> dict:
+    """What makes a dataset's images what they are: its source and each file's name, size and
+    mtime (a folder), the file's size and mtime (a zip) or the image indices (the embedded
+    Fashion-MNIST, part of the installed package), and the decoding settings."""
+    names = dataset.names
+    settings = dict(resolution=dataset.resolution, channels=dataset.channels, resize=dataset.resize,
+                    xflip=dataset.xflip, items=len(dataset))
+    if not Path(names[0]).suffix:  # the embedded set: its names are indices, image files have suffixes
+        return dict(source=dataset.source, files=names, **settings)
+    source = Path(dataset.source).resolve()
+    files = [[name, *_stat(source / name)] for name in names] if source.is_dir() else [names, *_stat(source)]
+    return dict(source=str(source), files=files, **settings)
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _cache_dir(cache_dir) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]) / "stats"
+    return Path.home() / ".cache" / "lightning_stylegan" / "stats"
+
+
+def dataset_stats(dataset, extractor: torch.nn.Module, max_images: int | None = None, batch_size: int = 32,
+                  cache_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                  keep_features: bool = False, progress: bool = True, num_workers: int = 0) -> FeatureStats:
+    """Features of the first ``max_images`` items (all when None) of an ``ImageDataset``, cached.
+
+    The cache file (in ``cache_dir``, else ``$LIGHTNING_STYLEGAN_CACHE/stats``, else
+    ``~/.cache/lightning_stylegan/stats``) is keyed by the dataset's identity (``dataset_identity``),
+    the extractor's name, class and weights, ``max_images`` and ``keep_features``; a later call with
+    the same key loads it instead of running the extractor. Logits of real images are not kept.
+    """
+    num = len(dataset) if max_images is None else min(len(dataset), max_images)
+    key = dict(dataset=dataset_identity(dataset), extractor=getattr(extractor, "name", ""),
+               extractor_class=f"{type(extractor).__module__}.{type(extractor).__qualname__}",
+               weights=getattr(extractor, "weights_id", ""), max_images=num, keep_features=keep_features)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(dataset.source).stem) or "dataset"
+    path = _cache_dir(cache_dir) / f"{stem}-{dataset.resolution}px-{key['extractor'] or 'features'}-{digest}.npz"
+    if path.is_file():
+        return FeatureStats.load(path)
+    stats = FeatureStats(num, keep_features)
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(num)), batch_size=batch_size,
+                                         num_workers=num_workers)
+    with torch.no_grad(), tqdm(total=num, desc="real images", unit="img", disable=not progress) as bar:
+        for images, _labels in loader:
+            # dataset items are uint8 / 127.5 - 1: undo that exactly
+            pixels = torch.round((images + 1) * 127.5).clamp(0, 255).to(torch.uint8)
+            stats.append(extractor(pixels.to(device))[0])
+            bar.update(images.shape[0])
+    stats.save(path)
+    return stats
