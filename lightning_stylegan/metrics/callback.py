@@ -56,7 +56,8 @@ class Metrics(Callback):
         every_kimg: how often, in thousands of real images shown.
         num_gen: generated images per metric (None: the count in each name).
         features: feature extractor plugin, ``auto`` = Inception (FID/KID/IS) and VGG16 (PR), as NVlabs.
-        feature_weights: local weights file of the feature extractor (offline machines).
+        feature_weights: local weights file of the feature extractor (offline machines); with
+            ``auto``, Inception's, or ``name=path`` pairs (``inception=A.pth,vgg16=B.pth``).
         lpips_backbone: local weights of the LPIPS backbone for PPL.
         batch_size: generated images per batch.
         cache_dir: where real-image statistics are cached (default ``~/.cache/lightning_stylegan``).

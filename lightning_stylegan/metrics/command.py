@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=32, help="images per batch")
     parser.add_argument("--features", default="auto",
                         help="feature extractor plugin; auto = inception (FID/KID/IS) and vgg16 (PR)")
-    parser.add_argument("--feature-weights", help="local weights file of the feature extractor")
+    parser.add_argument("--feature-weights", help="local weights file of the feature extractor (with --features auto: of inception; "
+                             "or name=path pairs: inception=A.pth,vgg16=B.pth)")
     parser.add_argument("--lpips-backbone", help="local ImageNet weights of the LPIPS backbone (PPL)")
     parser.add_argument("--cache-dir", help="cache of real-image statistics")
     parser.add_argument("--device", default="cpu")

@@ -41,6 +41,20 @@ class MetricOptions:
     progress: bool = True
 
 
+def weights_for(name: str, options: MetricOptions) -> str | None:
+    """The local weights file of extractor ``name``: ``feature_weights`` is one path (for the one
+    extractor named by ``features``, or Inception with ``auto``) or ``name=path`` pairs separated by
+    commas (``inception=pt_inception.pth,vgg16=vgg16.pth``)."""
+    given = options.feature_weights
+    if not given:
+        return None
+    if "=" not in given:
+        single = "inception" if options.features == "auto" else options.features
+        return given if name == single else None
+    pairs = dict(item.split("=", 1) for item in given.split(",") if item.strip())
+    return pairs.get(name)
+
+
 def extractor_name(spec: MetricSpec, features: str) -> str:
     return NVLABS_EXTRACTORS[spec.kind] if features == "auto" else features
 
@@ -65,8 +79,7 @@ def compute_metrics(specs: list[MetricSpec], G: torch.nn.Module, dataset=None,
 
     def extractor(name: str):
         if name not in extractors:
-            weights = options.feature_weights if options.features != "auto" or name == "inception" else None
-            extractors[name] = load_extractor(name, weights=weights, device=options.device)
+            extractors[name] = load_extractor(name, weights=weights_for(name, options), device=options.device)
         return extractors[name]
 
     for spec in specs:
@@ -108,10 +121,11 @@ def compute_metrics(specs: list[MetricSpec], G: torch.nn.Module, dataset=None,
             results[spec.name] = float(kernel_inception_distance(real.features(), fake.features(),
                                                                  seed=options.seed))
         elif spec.kind == "pr":
-            precision, recall = precision_recall(real.features(), fake.features(), k=spec.k)
+            precision, recall = precision_recall(real.features(), fake.features(), k=spec.k,
+                                                 device=options.device)
             results[f"{spec.name}_precision"], results[f"{spec.name}_recall"] = float(precision), float(recall)
         elif spec.kind == "realism":
-            scores = realism_score(real.features(), fake.features(), k=spec.k)
+            scores = realism_score(real.features(), fake.features(), k=spec.k, device=options.device)
             per_image[spec.name] = np.asarray(scores, dtype=np.float64)
             results[spec.name] = float(per_image[spec.name].mean())
     return results, per_image

@@ -1,10 +1,11 @@
 """Feature statistics of generated and real images, computed by streaming batches.
 
-``FeatureStats`` accumulates the mean and covariance of features batch by batch in float64
-(Chan et al.'s pairwise update of the mean and of the sum of squared deviations, so nothing is
-stacked when only FID's Gaussian is needed) and, on request, keeps the raw features (KID,
-precision/recall, realism score) and logits (Inception Score). The covariance is the maximum
-likelihood one (divided by N), as NVlabs' ``metric_utils.FeatureStats.get_mean_cov``.
+``FeatureStats`` accumulates the mean and covariance of features batch by batch in float64 (sums
+of the features and of their outer products, shifted by the first batch's mean so that features
+far from the origin lose no precision; nothing is stacked when only FID's Gaussian is needed)
+and, on request, keeps the raw features (KID, precision/recall, realism score) and logits
+(Inception Score). The covariance is the maximum likelihood one (divided by N), as NVlabs'
+``metric_utils.FeatureStats.get_mean_cov``.
 
 ``generator_stats`` draws seeded latents (and, for a conditional generator, labels drawn from the
 dataset's labels, as NVlabs does), quantizes images to uint8 as NVlabs does (``to_uint8``) and
@@ -27,6 +28,7 @@ from tqdm import tqdm
 from ..images import to_uint8
 
 CACHE_ENV = "LIGHTNING_STYLEGAN_CACHE"
+STATS_FORMAT = 2  # part of the cache key: bump it when the arrays ``FeatureStats.save`` writes change
 
 
 class FeatureStats:
@@ -39,8 +41,9 @@ class FeatureStats:
     def __init__(self, max_items: int | None = None, keep_features: bool = False, keep_logits: bool = False):
         self.max_items, self.keep_features, self.keep_logits = max_items, keep_features, keep_logits
         self.num_items = 0
-        self._mean: torch.Tensor | None = None  # float64 [D]
-        self._m2: torch.Tensor | None = None  # float64 [D, D], sum of outer products of deviations
+        self._shift: torch.Tensor | None = None  # float64 [D], the first batch's mean
+        self._sum: torch.Tensor | None = None  # float64 [D], sum of (x - shift)
+        self._sum2: torch.Tensor | None = None  # float64 [D, D], sum of (x - shift)^T (x - shift)
         self._features: list[torch.Tensor] = []
         self._logits: list[torch.Tensor] = []
 
@@ -51,7 +54,7 @@ class FeatureStats:
     def append(self, features: torch.Tensor, logits: torch.Tensor | None = None) -> None:
         """Add a batch: features [B, D] (and logits [B, L] when logits are kept)."""
         features = torch.as_tensor(features).detach()
-        if features.ndim != 2 or (self._mean is not None and features.shape[1] != self._mean.shape[0]):
+        if features.ndim != 2 or (self._shift is not None and features.shape[1] != self._shift.shape[0]):
             raise ValueError(f"FeatureStats.append needs features [B, D] with the D of earlier batches, got "
                              f"{tuple(features.shape)}")
         if self.keep_logits and (logits is None or logits.ndim != 2 or logits.shape[0] != features.shape[0]):
@@ -63,16 +66,13 @@ class FeatureStats:
         if b == 0:
             return
         x = features.to(torch.float64)
-        batch_mean = x.mean(dim=0)
-        deviations = x - batch_mean
-        batch_m2 = deviations.T @ deviations
-        if self._mean is None:
-            self._mean, self._m2 = batch_mean, batch_m2
-        else:
-            delta = batch_mean.to(self._mean.device) - self._mean
-            total = self.num_items + b
-            self._mean = self._mean + delta * (b / total)
-            self._m2 = self._m2 + batch_m2.to(self._m2.device) + torch.outer(delta, delta) * (self.num_items * b / total)
+        if self._shift is None:
+            self._shift = x.mean(dim=0)
+            self._sum = torch.zeros_like(self._shift)
+            self._sum2 = x.new_zeros(x.shape[1], x.shape[1])
+        y = x.to(self._shift.device) - self._shift
+        self._sum += y.sum(dim=0)
+        self._sum2.addmm_(y.T, y)
         self.num_items += b
         if self.keep_features:
             self._features.append(features.to("cpu", torch.float32))
@@ -83,7 +83,9 @@ class FeatureStats:
         """(mean [D], covariance [D, D]) in float64; the covariance divides by N (NVlabs)."""
         if self.num_items == 0:
             raise ValueError("FeatureStats holds no items yet; append features first")
-        return self._mean.cpu().numpy(), (self._m2 / self.num_items).cpu().numpy()
+        offset = self._sum / self.num_items
+        cov = self._sum2 / self.num_items - torch.outer(offset, offset)
+        return (self._shift + offset).cpu().numpy(), cov.cpu().numpy()
 
     def features(self) -> torch.Tensor:
         """All kept features [N, D] (float32)."""
@@ -105,7 +107,8 @@ class FeatureStats:
         arrays = dict(num_items=np.int64(self.num_items), max_items=np.int64(-1 if self.max_items is None
                                                                                else self.max_items))
         if self.num_items:
-            arrays.update(mean=self._mean.cpu().numpy(), m2=self._m2.cpu().numpy())
+            arrays.update(shift=self._shift.cpu().numpy(), sum=self._sum.cpu().numpy(),
+                          sum2=self._sum2.cpu().numpy())
         if self.keep_features:
             arrays["features"] = self.features().numpy()
         if self.keep_logits:
@@ -126,7 +129,8 @@ class FeatureStats:
             stats = cls(None if max_items < 0 else max_items, "features" in arrays, "logits" in arrays)
             stats.num_items = int(arrays["num_items"])
             if stats.num_items:
-                stats._mean, stats._m2 = torch.from_numpy(arrays["mean"]), torch.from_numpy(arrays["m2"])
+                stats._shift, stats._sum, stats._sum2 = (torch.from_numpy(arrays[key])
+                                                         for key in ("shift", "sum", "sum2"))
         except (OSError, ValueError, KeyError) as error:
             raise ValueError(f"Cannot read feature statistics {path} ({type(error).__name__}: {error}); "
                              "delete the file to recompute them") from error
@@ -217,12 +221,12 @@ def dataset_stats(dataset, extractor: torch.nn.Module, max_images: int | None = 
     the same key loads it instead of running the extractor. Logits of real images are not kept.
     """
     num = len(dataset) if max_images is None else min(len(dataset), max_images)
-    key = dict(dataset=dataset_identity(dataset), extractor=getattr(extractor, "name", ""),
+    key = dict(format=STATS_FORMAT, dataset=dataset_identity(dataset), extractor=getattr(extractor, "name", ""),
                extractor_class=f"{type(extractor).__module__}.{type(extractor).__qualname__}",
                weights=getattr(extractor, "weights_id", ""), max_images=num, keep_features=keep_features)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(dataset.source).stem) or "dataset"
-    path = _cache_dir(cache_dir) / f"{stem}-{dataset.resolution}px-{key['extractor'] or 'features'}-{digest}.npz"
+    stem = f"{Path(dataset.source).stem}-{dataset.resolution}px-{key['extractor'] or 'features'}"
+    path = _cache_dir(cache_dir) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', stem)}-{digest}.npz"
     if path.is_file():
         return FeatureStats.load(path)
     stats = FeatureStats(num, keep_features)

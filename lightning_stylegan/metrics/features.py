@@ -30,7 +30,7 @@ from torch import nn
 
 from .. import registry
 
-WEIGHTS_OPTION = "--feature-weights PATH"
+WEIGHTS_OPTION = "--feature-weights PATH (or NAME=PATH pairs, e.g. inception=A.pth,vgg16=B.pth)"
 
 
 class FeatureWeightsError(RuntimeError):
