@@ -57,6 +57,7 @@ def _lightning_cli(argv: list[str] | None) -> None:
 
     from .data.datamodule import ImageDataModule
     from .metrics.callback import Metrics
+    from .metrics.catalog import parse_metrics
     from .training.module import StyleGAN2
     from .training.regularizers import PathLength, R1
     from .training.snapshots import KimgCheckpoint, SampleGrid
@@ -83,6 +84,12 @@ def _lightning_cli(argv: list[str] | None) -> None:
                     registry.load(kind, name)
                 except registry.PluginError as error:
                     print(f"error: {error}", file=sys.stderr)
+                    sys.exit(2)
+            if config.metrics.metrics:
+                try:
+                    parse_metrics(config.metrics.metrics, config.metrics.num_gen)
+                except ValueError as error:
+                    print(f"error: --metrics.metrics: {error}", file=sys.stderr)
                     sys.exit(2)
             if config.trainer.strategy == "ddp":
                 # G and D take turns: each phase leaves the other network's parameters unused.

@@ -199,7 +199,8 @@ def test_ckpt_path_last_without_a_checkpoint_starts_fresh(tmp_path):
     (["--model.generator.topolgy", "skip"], None, ["topolgy"]),
     ([], "model:\n  generator:\n    topolgy: skip\n", ["topolgy"]),
     ([], "r1:\n  gama: 1.0\n", ["r1.gama"]),
-], ids=["unknown-plugin", "cli-key", "yaml-nested-key", "yaml-group-key"])
+    (["--metrics.metrics", "[fid50k_ful]"], None, ["Unknown metric 'fid50k_ful'", "fid50k_full"]),
+], ids=["unknown-plugin", "cli-key", "yaml-nested-key", "yaml-group-key", "unknown-metric"])
 def test_configuration_errors_exit_nonzero_and_say_what_is_wrong(tmp_path, args, yaml_text, expected):
     if yaml_text is not None:
         (tmp_path / "bad.yaml").write_text(yaml_text)
