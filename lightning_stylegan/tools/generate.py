@@ -255,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--style-mix", action="store_true", help="style-mixing grid of --rows x --cols")
     mode.add_argument("--interpolate", action="store_true", help="frames and a GIF through --seeds")
+    mode.add_argument("--projected-w", metavar="NPZ",
+                      help="render the w of `lightning-stylegan project` (projected_w.npz, with its noise maps)")
     parser.add_argument("--seeds", type=_range_arg, help="seeds, e.g. 0-15 or 0-3,7 (default 0-15)")
     parser.add_argument("--trunc", type=float, default=1.0, help="truncation psi (1: none)")
     parser.add_argument("--trunc-cutoff", type=int, help="truncate only the first N styles")
@@ -272,6 +274,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=1, help="images per forward pass")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     return parser
+
+
+def render_projected_w(G, path: str) -> torch.Tensor:
+    """uint8 [1, C, H, W] of a ``projected_w.npz``: its ``w`` ([num_ws, w_dim], or NVlabs'
+    [1, num_ws, w_dim]) with its optimised noise maps (``noise:<buffer>``), constant noise."""
+    from .project import NOISE_PREFIX, with_noise
+
+    with np.load(path, allow_pickle=False) as data:
+        if "w" not in data:
+            raise ValueError(f"{path} has no 'w' array; give a projected_w.npz written by `lightning-stylegan project`")
+        w = torch.from_numpy(data["w"]).float()
+        noise = {key[len(NOISE_PREFIX):]: torch.from_numpy(data[key]) for key in data if key.startswith(NOISE_PREFIX)}
+    w = w.reshape(-1, *w.shape[-2:])[:1]
+    if tuple(w.shape[1:]) != (G.num_ws, G.w_dim):
+        raise ValueError(f"{path}: w has shape {tuple(w.shape[1:])}, this generator needs ({G.num_ws}, {G.w_dim})")
+    if noise:
+        G = with_noise(G, {name: value.to(next(G.parameters()).device) for name, value in noise.items()})
+    return synthesize(G, w.to(next(G.parameters()).device), noise_mode="const")
 
 
 def main(argv: list[str]) -> int:
@@ -294,6 +314,10 @@ def main(argv: list[str]) -> int:
                     save_png(mix.cells[r, c], outdir / f"{row_seed}-{col_seed}.png")
             save_png(mix.grid, outdir / "grid.png")
             print(f"wrote {len(args.rows)}x{len(args.cols)} style-mixed images and {outdir / 'grid.png'}")
+        elif args.projected_w:
+            image = render_projected_w(G, args.projected_w)
+            save_png(image[0], outdir / "proj.png")
+            print(f"wrote {outdir / 'proj.png'}")
         elif args.interpolate:
             frames = interpolation_frames(G, args.seeds or [], args.frames, args.space, args.slerp, args.loop,
                                           **options)
