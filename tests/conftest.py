@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+import torch
 
 from lightning_stylegan import registry
 
@@ -27,3 +28,12 @@ def tiny_ckpt(tmp_path):
     from tiny_networks import tiny_checkpoint
 
     return tiny_checkpoint(tmp_path / "tiny.ckpt")
+
+
+@pytest.fixture
+def one_thread():
+    """Small networks on a shared 2-core machine run faster on one thread than on two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -21,7 +21,6 @@ import sys
 import types
 from pathlib import Path
 
-import torch
 from torch import nn
 
 HARMLESS_SOURCE = "# training/networks.py of stylegan2-ada-pytorch would be here\n"

@@ -20,12 +20,7 @@ from lightning_stylegan.tools.convert import ConversionError, _discriminator_opt
 from lightning_stylegan.tools.restricted_pickle import UnsafePickleError, load_network_pickle
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def randomized(module):

@@ -17,6 +17,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from reference_stylegan2 import fir, lrelu, transposed_conv_stride2, upsample
+
 from lightning_stylegan.network_files import NetworkFileError, load_networks, write_checkpoint
 from lightning_stylegan.tools.convert_rosinality import (
     W_AVG_SAMPLES, W_AVG_SEED, channel_options, rosinality_config, rosinality_networks, rosinality_table)
@@ -27,13 +29,7 @@ TAPS = torch.tensor([1.0, 3.0, 3.0, 1.0])
 SMALL = {4: 16, 8: 16, 16: 8, 32: 4}  # a small table of the form min(128 // res, 16)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small networks on a shared 2-core machine run faster on one thread than on two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -143,39 +139,9 @@ def write_rosinality(path, **kwargs) -> dict:
 # Independent reference of rosinality's networks (float64)
 # ------------------------------------------------------------------------------------------------
 
-def _lrelu(x):
-    return F.leaky_relu(x, 0.2) * SQRT2  # StyleGAN2 Appendix B: leaky ReLU 0.2, gain sqrt(2)
-
-
 def _linear(x, weight, bias, lr_mul=1.0):
     """Equalized lr: W * lr_mul / sqrt(in), b * lr_mul."""
     return x @ (weight.to(DT) * lr_mul / math.sqrt(weight.shape[1])).t() + bias.to(DT) * lr_mul
-
-
-def _fir(x, pad0, pad1, gain=1.0):
-    """Pad, then the 2-D [1,3,3,1] filter (normalized, times ``gain``) as an explicit sum of
-    shifted copies. The kernel is symmetric, so correlation and convolution coincide."""
-    k = _blur_kernel(gain).to(DT)
-    x = F.pad(x, [pad0, pad1, pad0, pad1])
-    h, w = x.shape[-2] - 3, x.shape[-1] - 3
-    return sum(k[u, v] * x[..., u:u + h, v:v + w] for u in range(4) for v in range(4))
-
-
-def _zero_insert(x):
-    out = x.new_zeros(*x.shape[:2], 2 * x.shape[2], 2 * x.shape[3])
-    out[..., ::2, ::2] = x
-    return out
-
-
-def _transposed_conv_stride2(x, w):
-    """``out[o, 2i + a, 2j + b] += sum_c x[c, i, j] w[o, c, a, b]``, one kernel tap at a time."""
-    n, _, h, wd = x.shape
-    k = w.shape[-1]
-    out = x.new_zeros(n, w.shape[0], 2 * h + k - 2, 2 * wd + k - 2)
-    for a in range(k):
-        for b in range(k):
-            out[:, :, a:a + 2 * h:2, b:b + 2 * wd:2] += torch.einsum("oc,nchw->nohw", w[:, :, a, b], x)
-    return out
 
 
 def _modconv(x, s, name, w, demodulate=True, up=False):
@@ -190,7 +156,7 @@ def _modconv(x, s, name, w, demodulate=True, up=False):
         if demodulate:
             wn = wn / (wn.square().sum(dim=[1, 2, 3], keepdim=True) + 1e-8).sqrt()  # Eqs. 2-3
         if up:  # transposed conv, then the blur with padding (1, 1) and gain 4
-            outs.append(_fir(_transposed_conv_stride2(x[n:n + 1], wn), 1, 1, gain=4))
+            outs.append(fir(transposed_conv_stride2(x[n:n + 1], wn), 1, 1, gain=4))
         else:
             outs.append(F.conv2d(x[n:n + 1], wn, padding=k // 2))
     return torch.cat(outs)
@@ -198,18 +164,18 @@ def _modconv(x, s, name, w, demodulate=True, up=False):
 
 def _styled(x, s, name, w, noise, up=False):
     x = _modconv(x, s, name, w, up=up) + s[f"{name}.noise.weight"].to(DT) * noise.to(DT)
-    return _lrelu(x + s[f"{name}.activate.bias"].to(DT).reshape(1, -1, 1, 1))
+    return lrelu(x + s[f"{name}.activate.bias"].to(DT).reshape(1, -1, 1, 1))
 
 
 def _torgb(x, s, name, w, skip):
     y = _modconv(x, s, name, w, demodulate=False) + s[f"{name}.bias"].to(DT).reshape(1, -1, 1, 1)
-    return y if skip is None else y + _fir(_zero_insert(skip), 2, 1, gain=4)
+    return y if skip is None else y + upsample(skip)
 
 
 def ref_mapping(s, z, n_mlp, lr_mlp):
     x = z.to(DT) / (z.to(DT).square().mean(dim=1, keepdim=True) + 1e-8).sqrt()  # pixel norm of z
     for i in range(1, n_mlp + 1):
-        x = _lrelu(_linear(x, s[f"style.{i}.weight"], s[f"style.{i}.bias"], lr_mlp))
+        x = lrelu(_linear(x, s[f"style.{i}.weight"], s[f"style.{i}.bias"], lr_mlp))
     return x
 
 
@@ -238,12 +204,12 @@ def ref_discriminator(s, img):
     def bias(name):
         return s[name].to(DT).reshape(1, -1, 1, 1)
 
-    x = _lrelu(conv(img.to(DT), s["convs.0.0.weight"]) + bias("convs.0.1.bias"))
+    x = lrelu(conv(img.to(DT), s["convs.0.0.weight"]) + bias("convs.0.1.bias"))
     i = 1
     while f"convs.{i}.conv1.0.weight" in s:
-        y = _lrelu(conv(x, s[f"convs.{i}.conv1.0.weight"], padding=1) + bias(f"convs.{i}.conv1.1.bias"))
-        y = _lrelu(conv(_fir(y, 2, 2), s[f"convs.{i}.conv2.1.weight"], stride=2) + bias(f"convs.{i}.conv2.2.bias"))
-        skip = conv(_fir(x, 1, 1), s[f"convs.{i}.skip.1.weight"], stride=2)
+        y = lrelu(conv(x, s[f"convs.{i}.conv1.0.weight"], padding=1) + bias(f"convs.{i}.conv1.1.bias"))
+        y = lrelu(conv(fir(y, 2, 2), s[f"convs.{i}.conv2.1.weight"], stride=2) + bias(f"convs.{i}.conv2.2.bias"))
+        skip = conv(fir(x, 1, 1), s[f"convs.{i}.skip.1.weight"], stride=2)
         x = (y + skip) / SQRT2  # Figure 7c, footnote 3
         i += 1
     n = x.shape[0]
@@ -254,8 +220,8 @@ def ref_discriminator(s, img):
         value = (members.var(dim=0, unbiased=False) + 1e-8).sqrt().mean()
         std[m::groups] = value
     x = torch.cat([x, std.reshape(n, 1, 1, 1).expand(n, 1, 4, 4)], dim=1)
-    x = _lrelu(conv(x, s["final_conv.0.weight"], padding=1) + bias("final_conv.1.bias")).flatten(1)
-    x = _lrelu(_linear(x, s["final_linear.0.weight"], s["final_linear.0.bias"]))
+    x = lrelu(conv(x, s["final_conv.0.weight"], padding=1) + bias("final_conv.1.bias")).flatten(1)
+    x = lrelu(_linear(x, s["final_linear.0.weight"], s["final_linear.0.bias"]))
     return _linear(x, s["final_linear.1.weight"], s["final_linear.1.bias"])
 
 

@@ -16,13 +16,7 @@ from lightning_stylegan.tools.generate import (generate_images, interpolation_fr
                                                style_mix_grid)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small networks on a shared 2-core machine run faster on one thread than on two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def png(path) -> np.ndarray:

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import lightning.pytorch as pl
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from metric_plugins import install_tiny_extractor

@@ -19,13 +19,7 @@ from lightning_stylegan.tools.generate import seed_to_z
 from lightning_stylegan.tools.project import learning_rate, noise_regularization, project, w_statistics
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Optimisation loops on a shared 2-core machine run several times faster on one thread than on two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_lpips(net: str) -> lpips.LPIPS:
