@@ -84,10 +84,15 @@ def main(argv: list[str]) -> int:
         "checkpoint": str(args.ckpt), "data": dataset.source if dataset is not None else None,
         "metrics": {spec.name: {"num_gen": spec.num_gen, "num_real": spec.num_real} for spec in specs},
         "features": args.features, "seed": args.seed, "results": results})
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, out)
+    _atomic(out, lambda file: file.write((json.dumps(record, indent=2) + "\n").encode()))
     for name, scores in per_image.items():
-        np.save(Path(f"{args.ckpt}.{name}.npy"), scores)
+        _atomic(Path(f"{args.ckpt}.{name}.npy"), lambda file: np.save(file, scores))
     print(f"wrote {out}")
     return 0
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as file:
+        write(file)
+    os.replace(tmp, path)
