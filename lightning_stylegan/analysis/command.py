@@ -21,6 +21,7 @@ import sys
 import torch
 
 from ..network_files import NetworkFileError, load_generator
+from ..tools.generate import parse_range, range_arg
 from . import ablation, amplification, detection, feature_maps, units
 from .activation_rates import DEFAULT_NUM, DEFAULT_RATE, ActivationRates, activation_rates
 from .figures import as_rgb, grid, heat_map, line_plot, mask_image, signed_map
@@ -32,19 +33,6 @@ SYNTHETIC_ALPHAS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 # Eq. 2's assumptions hold (mu2, sigma1, sigma2 << mu1), and a map where they do not (mu2 ~ mu1 / 2).
 WITHIN = dict(mu1=10.0, mu2=0.1, sigma1=0.5, sigma2=0.05)
 OUTSIDE = dict(mu1=10.0, mu2=5.0, sigma1=0.5, sigma2=2.0)
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0,3,5-8"`` -> [0, 3, 5, 6, 7, 8]."""
-    seeds = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        low, _, high = part.partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
-            raise argparse.ArgumentTypeError(f"bad seed list {text!r}: use e.g. 0,3,5-8")
-        seeds += list(range(int(low), int(high or low) + 1))
-    if not seeds:
-        raise argparse.ArgumentTypeError("give at least one seed")
-    return seeds
 
 
 def _common(parser: argparse.ArgumentParser, ckpt_required: bool = True) -> None:
@@ -93,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ablate", help="Sequential Ablation of LR-neurons (004 Algorithm 1) with HR/random ablation")
     _common(p)
-    p.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-3"))
+    p.add_argument("--seeds", type=range_arg, default=parse_range("0-3"))
     p.add_argument("--rate", type=float, default=DEFAULT_RATE, help="R: LR-neurons have rate <= R")
     p.add_argument("--layers", default=ablation.DEFAULT_LAYERS, help="M, the layers to ablate")
     p.add_argument("--rates", help="rates.npz of `analyze rates` (default: computed here from --num latents)")
@@ -118,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("units", help="GANDissect-style unit ablation (000 Figures 6, 7, 9, 10)")
     _common(p)
-    p.add_argument("--seeds", "--seed", dest="seeds", type=parse_seeds, default=parse_seeds("0"))
+    p.add_argument("--seeds", "--seed", dest="seeds", type=range_arg, default=parse_range("0"))
     p.add_argument("--layer", required=True, help="layer index or name")
     p.add_argument("--unit", default="auto", help="comma-separated channels, or auto: the strongest in the "
                                                   "artifact region of each seed")

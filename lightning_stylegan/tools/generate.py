@@ -239,7 +239,7 @@ def save_gif(frames: torch.Tensor, path: str | os.PathLike, duration: int) -> Pa
     return path
 
 
-def _range_arg(text: str) -> list[int]:
+def range_arg(text: str) -> list[int]:
     try:
         return parse_range(text)
     except ValueError as error:
@@ -257,14 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--interpolate", action="store_true", help="frames and a GIF through --seeds")
     mode.add_argument("--projected-w", metavar="NPZ",
                       help="render the w of `lightning-stylegan project` (projected_w.npz, with its noise maps)")
-    parser.add_argument("--seeds", type=_range_arg, help="seeds, e.g. 0-15 or 0-3,7 (default 0-15)")
+    parser.add_argument("--seeds", type=range_arg, help="seeds, e.g. 0-15 or 0-3,7 (default 0-15)")
     parser.add_argument("--trunc", type=float, default=1.0, help="truncation psi (1: none)")
     parser.add_argument("--trunc-cutoff", type=int, help="truncate only the first N styles")
     parser.add_argument("--class", dest="class_idx", type=int, help="class of a conditional network")
     parser.add_argument("--noise-mode", choices=NOISE_MODES, default="const")
-    parser.add_argument("--rows", type=_range_arg, default="0-4", help="style mix: row seeds (default 0-4)")
-    parser.add_argument("--cols", type=_range_arg, default="5-9", help="style mix: column seeds (default 5-9)")
-    parser.add_argument("--styles", type=_range_arg, default="0-6",
+    parser.add_argument("--rows", type=range_arg, default="0-4", help="style mix: row seeds (default 0-4)")
+    parser.add_argument("--cols", type=range_arg, default="5-9", help="style mix: column seeds (default 5-9)")
+    parser.add_argument("--styles", type=range_arg, default="0-6",
                         help="style mix: style indices each cell takes from its column seed (default 0-6)")
     parser.add_argument("--frames", type=int, default=60, help="interpolate: frames per pair of seeds")
     parser.add_argument("--space", choices=("z", "w"), default="z", help="interpolate: latent space")
