@@ -116,3 +116,15 @@ def test_unit_ablation(setup):
     assert [len(step.units) for step in steps] == [1, 2, 3] and len(set(steps[-1].units)) == 3
     with pytest.raises(ValueError, match=r"units 0\.\.15"):
         units.ablate_units(G, ws, layer, [16])
+
+
+@torch.no_grad()
+def test_ablation_in_batches_equals_one_batch(setup):
+    """What `analyze ablate --batch` does: samples are ablated independently, so batches concatenate."""
+    G, rates, ws, layers = setup
+    whole = ablation.sequential_ablation(G, ws, rates, layers, rate=0.3)
+    halves = ablation.concat([ablation.sequential_ablation(G, part, rates, layers, rate=0.3) for part in ws.split(2)])
+    torch.testing.assert_close(halves.images, whole.images, rtol=0, atol=1e-5)
+    for field in ("activated", "zeroed"):
+        for index, counts in getattr(whole, field).items():
+            assert torch.equal(getattr(halves, field)[index], counts)

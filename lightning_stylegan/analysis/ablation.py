@@ -37,6 +37,14 @@ class Ablation:
     low_rate_heatmaps: dict[int, torch.Tensor]  # [N, H, W] share of channels that are activated LR-neurons
 
 
+def concat(parts: list[Ablation]) -> Ablation:
+    """One ``Ablation`` of several batches, in order."""
+    def merge(field: str) -> dict[int, torch.Tensor]:
+        return {i: torch.cat([getattr(part, field)[i] for part in parts]) for i in getattr(parts[0], field)}
+    return Ablation(torch.cat([part.images for part in parts]), merge("activated"), merge("zeroed"),
+                    merge("low_rate_heatmaps"))
+
+
 def low_rate_heatmap(fmap: torch.Tensor, low_rate: torch.Tensor) -> torch.Tensor:
     """[N, C, H, W] -> [N, H, W]: the fraction of channels at each pixel that are activated LR-neurons
     (the heat maps of Figures 1 and 4)."""

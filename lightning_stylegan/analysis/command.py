@@ -239,10 +239,20 @@ def run_rates(G, args, out: Outputs) -> int:
 def run_ablate(G, args, out: Outputs) -> int:
     layers = parse_layers(G, args.layers)
     rates = _rates(G, args)
-    ws = seed_ws(G, args.seeds, args.class_idx, args.truncation, args.device)
-    original, heat_before = ablation.low_rate_heatmaps(G, ws, rates, layers, args.rate, args.noise_mode)
-    results = {mode: ablation.sequential_ablation(G, ws, rates, layers, args.rate, mode, args.random_fraction,
-                                                  noise_mode=args.noise_mode) for mode in ablation.MODES}
+    batches = [args.seeds[i:i + args.batch] for i in range(0, len(args.seeds), args.batch)]
+    originals, heat_parts, parts = [], [], {mode: [] for mode in ablation.MODES}
+    for seeds in batches:
+        ws = seed_ws(G, seeds, args.class_idx, args.truncation, args.device)
+        images, heat = ablation.low_rate_heatmaps(G, ws, rates, layers, args.rate, args.noise_mode)
+        originals.append(images)
+        heat_parts.append(heat)
+        for mode in ablation.MODES:
+            parts[mode].append(ablation.sequential_ablation(G, ws, rates, layers, args.rate, mode,
+                                                            args.random_fraction, seed=seeds[0],
+                                                            noise_mode=args.noise_mode))
+    original = torch.cat(originals)
+    heat_before = {i: torch.cat([heat[i] for heat in heat_parts]) for i in heat_parts[0]}
+    results = {mode: ablation.concat(found) for mode, found in parts.items()}
     columns = ["original", *ablation.MODES]
     images = [as_rgb(original)] + [as_rgb(results[mode].images) for mode in ablation.MODES]
     out.image("ablation_grid", grid([images[col][row] for row in range(len(args.seeds))
