@@ -76,8 +76,9 @@ def _sub_state(state_dict: dict, prefix: str) -> dict:
     return {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}
 
 
-def load_networks(path: str | os.PathLike) -> Networks:
-    """G, D and G_ema of a checkpoint, or the generator of an exported ``.pt`` (in eval mode, on CPU)."""
+def load_networks(path: str | os.PathLike, generator_only: bool = False) -> Networks:
+    """G, D and G_ema of a checkpoint, or the generator of an exported ``.pt`` (in eval mode, on CPU).
+    ``generator_only`` builds G_ema alone (G and D are then None): what the tools that only generate need."""
     path = Path(path)
     data = _read(path)
     if isinstance(data, dict) and data.get("format") == EXPORT_FORMAT:
@@ -93,7 +94,7 @@ def load_networks(path: str | os.PathLike) -> Networks:
                         ("G", lambda: Generator(**generator_kwargs(hparams))),
                         ("D", lambda: build_discriminator(**discriminator_kwargs(hparams)))]:
         sub = _sub_state(state, name + ".")
-        if not sub:
+        if not sub or (generator_only and name != "G_ema"):
             networks[name] = None
             continue
         net = build()
@@ -121,7 +122,7 @@ def load_state(net: nn.Module, state: dict, where: str) -> None:
 
 def load_generator(path: str | os.PathLike) -> Generator:
     """The EMA generator of a checkpoint, or an exported generator: eval mode, no gradients."""
-    return load_networks(path).G_ema
+    return load_networks(path, generator_only=True).G_ema
 
 
 def export_generator(G: Generator, path: str | os.PathLike) -> Path:

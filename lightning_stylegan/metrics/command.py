@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         specs = parse_metrics(args.metrics, args.num_gen)
-        networks = load_networks(args.ckpt)
+        networks = load_networks(args.ckpt, generator_only=True)
         needs_reals = any(spec.uses_reals for spec in specs) or networks.G_ema.c_dim
         dataset = _dataset(args, networks) if needs_reals else None
         options = MetricOptions(features=args.features, feature_weights=args.feature_weights,
