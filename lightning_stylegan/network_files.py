@@ -22,6 +22,8 @@ from . import registry
 from .networks import Generator, build_discriminator
 
 EXPORT_FORMAT = "lightning-stylegan-generator/1"
+# A training checkpoint's "counters": progress in images shown and steps, never Lightning's global_step.
+COUNTERS = ("images_seen", "g_steps", "d_steps", "g_reg_steps", "d_reg_steps")
 
 
 class NetworkFileError(ValueError):
@@ -152,8 +154,6 @@ def write_checkpoint(path: str | os.PathLike, hparams: dict, G: Generator, D: nn
     ``hparams`` are ``StyleGAN2`` module arguments. It carries no optimizer or loop state, so it
     initialises a new run rather than resuming one.
     """
-    from .training.module import COUNTERS
-
     state = {}
     for name, net in [("G", G), ("D", D), ("G_ema", G_ema)]:
         if net is not None:

@@ -17,6 +17,7 @@ from lightning_stylegan.network_files import load_generator
 from lightning_stylegan.tools import project as projector
 from lightning_stylegan.tools.generate import seed_to_z
 from lightning_stylegan.tools.project import learning_rate, noise_regularization, project, w_statistics
+from lightning_stylegan.tools.projected_w import NOISE_PREFIX, with_noise
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -157,11 +158,11 @@ def test_cli_end_to_end_gray(tmp_path):
     assert f"final LPIPS distance {float(saved['distance']):.6f}" in run.stdout
     target = projector.load_target(target_file, 32, 1)
     assert np.array_equal(np.asarray(Image.open(out / "target.png")), target[0].numpy())
-    noise = {key[len(projector.NOISE_PREFIX):]: torch.from_numpy(saved[key]) for key in saved.files
-             if key.startswith(projector.NOISE_PREFIX)}
+    noise = {key[len(NOISE_PREFIX):]: torch.from_numpy(saved[key]) for key in saved.files
+             if key.startswith(NOISE_PREFIX)}
     assert len(noise) == 2 * 4 - 1  # blocks 4..32: every style layer but the one on the 4x4 constant
     with torch.no_grad():
-        image = projector.with_noise(G, noise).synthesis(torch.from_numpy(saved["w"])[None], noise_mode="const")
+        image = with_noise(G, noise).synthesis(torch.from_numpy(saved["w"])[None], noise_mode="const")
     projection = (image * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0, 0].numpy()
     assert np.array_equal(np.asarray(Image.open(out / "proj.png")), projection)
     side = np.asarray(Image.open(out / "side_by_side.png"))

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from ..training.snapshots import crossed
+from ..kimg import crossed, maintenance
 from .catalog import parse_metrics
 from .evaluate import MetricOptions, compute_metrics
 
@@ -91,14 +91,15 @@ class Metrics(Callback):
         """Compute the metrics now with G_ema on rank 0; log them and share them with every rank."""
         self._scored = module.images_seen
         results: dict[str, float] = {}
-        if trainer.is_global_zero:
-            stage = module.stage
-            G = module.G_ema
-            if stage.resolution != G.img_resolution:
-                G = StageGenerator(G, stage.resolution, stage.alpha)
-            self.options.device = str(module.device)
-            results, _ = compute_metrics(self.specs, G, trainer.datamodule.dataset, self.options)
-        results = trainer.strategy.broadcast(results, src=0)
+        with maintenance(trainer):
+            if trainer.is_global_zero:
+                stage = module.stage
+                G = module.G_ema
+                if stage.resolution != G.img_resolution:
+                    G = StageGenerator(G, stage.resolution, stage.alpha)
+                self.options.device = str(module.device)
+                results, _ = compute_metrics(self.specs, G, trainer.datamodule.dataset, self.options)
+            results = trainer.strategy.broadcast(results, src=0)
         scalars = {f"Metrics/{name}": value for name, value in results.items()}
         for name, value in scalars.items():
             trainer.callback_metrics[name] = torch.tensor(value)

@@ -27,6 +27,7 @@ from PIL import Image
 
 from ..images import image_grid, save_png, to_uint8
 from ..nn.noise import NOISE_MODES
+from .projected_w import load_projected_w, with_noise
 
 MAX_SEED = 2 ** 32 - 1  # numpy RandomState seeds
 
@@ -277,21 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def render_projected_w(G, path: str) -> torch.Tensor:
-    """uint8 [1, C, H, W] of a ``projected_w.npz``: its ``w`` ([num_ws, w_dim], or NVlabs'
-    [1, num_ws, w_dim]) with its optimised noise maps (``noise:<buffer>``), constant noise."""
-    from .project import NOISE_PREFIX, with_noise
-
-    with np.load(path, allow_pickle=False) as data:
-        if "w" not in data:
-            raise ValueError(f"{path} has no 'w' array; give a projected_w.npz written by `lightning-stylegan project`")
-        w = torch.from_numpy(data["w"]).float()
-        noise = {key[len(NOISE_PREFIX):]: torch.from_numpy(data[key]) for key in data if key.startswith(NOISE_PREFIX)}
-    w = w.reshape(-1, *w.shape[-2:])[:1]
-    if tuple(w.shape[1:]) != (G.num_ws, G.w_dim):
-        raise ValueError(f"{path}: w has shape {tuple(w.shape[1:])}, this generator needs ({G.num_ws}, {G.w_dim})")
+    """uint8 [1, C, H, W] of a ``projected_w.npz`` with its optimised noise maps, constant noise."""
+    device = next(G.parameters()).device
+    w, noise = load_projected_w(path, G.num_ws, G.w_dim)
     if noise:
-        G = with_noise(G, {name: value.to(next(G.parameters()).device) for name, value in noise.items()})
-    return synthesize(G, w.to(next(G.parameters()).device), noise_mode="const")
+        G = with_noise(G, {name: value.to(device) for name, value in noise.items()})
+    return synthesize(G, w.to(device), noise_mode="const")
 
 
 def main(argv: list[str]) -> int:

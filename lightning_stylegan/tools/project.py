@@ -37,10 +37,10 @@ from PIL import Image
 
 from ..images import save_png, to_uint8
 from .generate import class_labels, save_gif
+from .projected_w import noise_buffers, save_projected_w, with_noise
 
 LPIPS_RESOLUTION = 256
 W_STATS_SEED = 123  # NVlabs projector.py draws the z's of the W statistics from this fixed seed
-NOISE_PREFIX = "noise:"
 
 
 def noise_regularization(noise_maps: Iterable[torch.Tensor]) -> torch.Tensor:
@@ -70,21 +70,6 @@ def learning_rate(step: int, num_steps: int, initial_lr: float = 0.1, rampdown_l
     t = step / num_steps
     ramp = 0.5 - 0.5 * math.cos(min(1.0, (1.0 - t) / rampdown_length) * math.pi)
     return initial_lr * ramp * min(1.0, t / rampup_length)
-
-
-def noise_buffers(G: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The synthesis layers' constant noise maps ``noise_const`` [r_i, r_i] by buffer name."""
-    return {name: buf for name, buf in G.named_buffers() if name.endswith("noise_const")}
-
-
-def with_noise(G: torch.nn.Module, noise: dict[str, torch.Tensor]) -> torch.nn.Module:
-    """A copy of ``G`` whose constant noise maps are ``noise`` (G itself is left unchanged)."""
-    G = copy.deepcopy(G)
-    buffers = noise_buffers(G)
-    with torch.no_grad():
-        for name, value in noise.items():
-            buffers[name].copy_(value)
-    return G
 
 
 @torch.no_grad()
@@ -186,17 +171,6 @@ def load_target(path: str | os.PathLike, resolution: int, channels: int) -> torc
     return torch.from_numpy(array.transpose(2, 0, 1).copy())
 
 
-def save_projection(outdir: Path, result: Projection) -> Path:
-    """``projected_w.npz``: ``w`` [num_ws, w_dim], ``distance`` and the noise maps (atomic write)."""
-    path = outdir / "projected_w.npz"
-    tmp = path.with_name(path.name + ".tmp")
-    arrays = {f"{NOISE_PREFIX}{name}": value.numpy() for name, value in result.noise.items()}
-    with open(tmp, "wb") as file:
-        np.savez(file, w=result.ws.numpy(), distance=np.float64(result.distance), **arrays)
-    os.replace(tmp, path)
-    return path
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lightning-stylegan project", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -242,7 +216,7 @@ def main(argv: list[str]) -> int:
     save_png(target, outdir / "target.png")
     save_png(projection, outdir / "proj.png")
     save_png(torch.cat([target, projection], dim=2), outdir / "side_by_side.png")
-    save_projection(outdir, result)
+    save_projected_w(outdir / "projected_w.npz", result.ws, result.distance, result.noise)
     if args.progress_frames:
         steps = np.unique(np.linspace(0, args.steps - 1, args.progress_frames).round().astype(int))
         with torch.no_grad():

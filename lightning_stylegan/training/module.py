@@ -17,7 +17,7 @@ import lightning.pytorch as pl
 import torch
 
 from .. import registry
-from ..network_files import NetworkFileError, load_networks, load_state
+from ..network_files import COUNTERS, NetworkFileError, load_networks, load_state
 from ..networks import Generator, build_discriminator
 from ..nn.filters import downsample2d, upsample2d
 from ..nn.norms import apply_constraints
@@ -26,8 +26,6 @@ from .losses import discriminator_loss, generator_loss, path_lengths, r1_penalty
 from .options import DiscriminatorOptions, GeneratorOptions
 from .regularizers import LazyRegularizer, PathLength, R1
 from .snapshots import log_rho_histograms
-
-COUNTERS = ("images_seen", "g_steps", "d_steps", "g_reg_steps", "d_reg_steps")
 
 # G_ema is in eval mode on purpose (it is never trained, only averaged); Lightning warns about it.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")

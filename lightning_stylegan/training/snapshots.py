@@ -7,6 +7,7 @@ step ``images_seen`` that the module's scalars use too.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -15,12 +16,7 @@ from lightning.pytorch.callbacks import Callback, Checkpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from ..images import image_grid, save_png, to_uint8
-
-
-def crossed(before: int, after: int, every_kimg: float) -> bool:
-    """Whether the images seen went past a multiple of ``every_kimg`` thousand in this step."""
-    every = max(int(every_kimg * 1000), 1)
-    return before // every != after // every
+from ..kimg import crossed, maintenance
 
 
 class SampleGrid(Callback):
@@ -64,6 +60,10 @@ class SampleGrid(Callback):
         self._written = module.images_seen
         if not trainer.is_global_zero:
             return
+        with maintenance(trainer):
+            self._write_grid(trainer, module, name)
+
+    def _write_grid(self, trainer, module, name: str) -> None:
         G = module.G_ema
         count = self.rows * self.columns
         generator = torch.Generator().manual_seed(self.seed)
@@ -103,6 +103,10 @@ class KimgCheckpoint(Checkpoint):
 
     def on_train_start(self, trainer, module) -> None:
         self._before = module.images_seen
+        if trainer.is_global_zero:
+            for torn in sorted(self.directory(trainer).glob("*.ckpt.tmp")):
+                torn.unlink()  # a checkpoint cut off mid-write by a kill; the previous one is intact
+                print(f"Removed {torn}, left by a run that stopped while writing it.", file=sys.stderr)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if crossed(self._before, module.images_seen, self.every_kimg):
@@ -118,10 +122,11 @@ class KimgCheckpoint(Checkpoint):
     def save(trainer, path: Path) -> None:
         """Write a full training checkpoint atomically (every rank must call this)."""
         tmp = path.with_name(path.name + ".tmp")
-        trainer.save_checkpoint(tmp, weights_only=False)  # rank 0 writes, all ranks wait
-        if trainer.is_global_zero:
-            os.replace(tmp, path)
-        trainer.strategy.barrier("KimgCheckpoint.save")
+        with maintenance(trainer):
+            trainer.save_checkpoint(tmp, weights_only=False)  # rank 0 writes, all ranks wait
+            if trainer.is_global_zero:
+                os.replace(tmp, path)
+            trainer.strategy.barrier("KimgCheckpoint.save")
 
 
 def log_rho_histograms(loggers, G, step: int) -> None:
