@@ -11,9 +11,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
+import re
 import sys
+import warnings
+from pathlib import Path
 
 from . import __version__, registry
+from .errors import ConfigError, UsageError
+
+DEBUG_VARIABLE = "LIGHTNING_STYLEGAN_DEBUG"
 
 TRAINER_DEFAULTS = {
     "max_epochs": -1,  # training length is model.total_kimg; the data stream is infinite
@@ -50,27 +58,70 @@ def plugins_command(argv: list[str]) -> int:
     return 0
 
 
-def _lightning_cli(argv: list[str] | None) -> None:
+class RunComplete(Exception):
+    """``fit --ckpt_path`` of a run that already reached its ``total_kimg``: nothing to do."""
+
+
+def _lightning_cli(argv: list[str]) -> None:
     # Imported here so that `lightning-stylegan plugins` starts without loading Lightning.
+    from lightning.pytorch.callbacks import TQDMProgressBar
     from lightning.pytorch.cli import LightningCLI
 
+    from .config_keys import check_keys, option_tree
     from .data.datamodule import ImageDataModule
     from .metrics.callback import Metrics
     from .metrics.catalog import parse_metrics
+    from .network_files import read_training_checkpoint
+    from .training import resume
     from .training.module import StyleGAN2
+    from .training.progress import KimgProgressBar, Ticks
     from .training.regularizers import PathLength, R1
     from .training.snapshots import KimgCheckpoint, SampleGrid
 
     class StyleGANCLI(LightningCLI):
+        checkpoint: dict | None = None  # the --ckpt_path checkpoint, read by the project's own safe reader
+
         def add_arguments_to_parser(self, parser) -> None:
             parser.add_lightning_class_args(R1, "r1")
             parser.add_lightning_class_args(PathLength, "path_length")
             parser.add_lightning_class_args(SampleGrid, "samples")
             parser.add_lightning_class_args(KimgCheckpoint, "checkpoints")
             parser.add_lightning_class_args(Metrics, "metrics")
+            parser.add_lightning_class_args(Ticks, "ticks")
             parser.link_arguments("data.resolution", "model.resolution")
             parser.link_arguments("data.channels", "model.channels")
             parser.link_arguments("data.label_dim", "model.label_dim", apply_on="instantiate")
+
+        def _prepare_subcommand_parser(self, klass, subcommand: str, **kwargs):
+            parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+            if subcommand == "fit":
+                parser.add_argument("--validate_at_end", type=bool, default=True,
+                                    help="score reals and EMA fakes with D on the validation images after training")
+            return parser
+
+        def parse_arguments(self, parser, args) -> None:
+            subcommands = parser._subcommands_action._name_parser_map
+            if args and args[0] in subcommands:
+                check_keys(option_tree(subcommands[args[0]]), list(args[1:]))
+            super().parse_arguments(parser, args)
+
+        def _parse_ckpt_path(self) -> None:
+            """Resolve ``last`` and check the checkpoint with the project's reader. Unlike
+            LightningCLI's own, this keeps the user's options (the rule is in ``training.resume``)."""
+            subcommand = self.config.get("subcommand")
+            config = self.config[subcommand] if subcommand else None
+            if config is None or not config.get("ckpt_path"):
+                return
+            if config.ckpt_path == "last":
+                root = Path(config.trainer.default_root_dir or ".")
+                last = Path(config.checkpoints.dirpath or root / "checkpoints") / "last.ckpt"
+                if not last.exists():
+                    otherwise = "starting a new run" if subcommand == "fit" else "validating the freshly initialized networks"
+                    print(f"No {last} found; {otherwise}.", file=sys.stderr)
+                    config.ckpt_path = None
+                    return
+                config.ckpt_path = str(last)
+            self.checkpoint = read_training_checkpoint(config.ckpt_path, resume=subcommand == "fit")
 
         def before_instantiate_classes(self) -> None:
             config = self.config[self.subcommand] if self.subcommand else self.config
@@ -79,42 +130,52 @@ def _lightning_cli(argv: list[str] | None) -> None:
                                ("normalization", model.generator.normalization),
                                ("discriminator", model.discriminator.topology),
                                ("growth", model.growth)]:
-                try:
-                    registry.load(kind, name)
-                except registry.PluginError as error:
-                    print(f"error: {error}", file=sys.stderr)
-                    sys.exit(2)
+                registry.load(kind, name)
             if config.metrics.metrics:
                 try:
                     parse_metrics(config.metrics.metrics, config.metrics.num_gen)
                 except ValueError as error:
-                    print(f"error: --metrics.metrics: {error}", file=sys.stderr)
-                    sys.exit(2)
+                    raise ConfigError(f"--metrics.metrics: {error}") from error
             if config.trainer.strategy == "ddp":
                 # G and D take turns: each phase leaves the other network's parameters unused.
                 config.trainer.strategy = "ddp_find_unused_parameters_true"
 
         def before_fit(self) -> None:
-            self._resolve_last("starting a new run")
+            self._dump_config()
+            options = {key: value for key, value in resume.flatten(self.config_dump).items()
+                       if not key.startswith(resume.NOT_OPTIONS)}
+            self.model.run_config = options
+            if self.checkpoint is not None:
+                self._check_resume(options)
+            if not self.config.fit.validate_at_end:
+                self.trainer.limit_val_batches = 0
+            self._use_kimg_progress_bar()
+
+        def _check_resume(self, options: dict) -> None:
+            path, saved = self.config.fit.ckpt_path, self.checkpoint["hyper_parameters"]
+            resume.check_same_networks(path, saved, dict(self.model.hparams))
+            seen, total_kimg = self.checkpoint["counters"]["images_seen"], self.model.hparams["total_kimg"]
+            if seen >= total_kimg * 1000:
+                raise RunComplete(f"The run of {path} is complete: it has seen {seen / 1000:g} kimg of its "
+                                  f"total_kimg {total_kimg:g}; nothing was trained or written. To train "
+                                  f"longer, raise --model.total_kimg (e.g. --model.total_kimg {2 * total_kimg:g}).")
+            changed = resume.changed_options(self.checkpoint.get("run_config"), saved, options)
+            print(f"Resuming {path} at {seen / 1000:g} kimg" +
+                  (f" with changed options: {'; '.join(changed)}" if changed else "; no option changed"),
+                  file=sys.stderr)
 
         def before_validate(self) -> None:
-            self._resolve_last("validating the freshly initialized networks")
+            self._use_kimg_progress_bar()
 
-        def _resolve_last(self, otherwise: str) -> None:
-            """``--ckpt_path last`` means ``checkpoints.dirpath/last.ckpt`` of this recipe."""
-            config = self.config_init[self.subcommand]
-            if config.get("ckpt_path") == "last":
-                checkpoint = next(cb for cb in self.trainer.callbacks if isinstance(cb, KimgCheckpoint))
-                last = checkpoint.last_path(self.trainer)
-                if last.exists():
-                    config["ckpt_path"] = str(last)
-                else:
-                    print(f"No {last} found; {otherwise}.", file=sys.stderr)
-                    config["ckpt_path"] = None
+        def _use_kimg_progress_bar(self) -> None:
+            """Lightning's default bar counts batches of an endless stream (``929/?``); ours counts kimg.
+            With --trainer.enable_progress_bar false there is no default bar, and none is added."""
+            self.trainer.callbacks = [KimgProgressBar() if type(cb) is TQDMProgressBar else cb
+                                      for cb in self.trainer.callbacks]
 
     StyleGANCLI(StyleGAN2, ImageDataModule, args=argv, trainer_defaults=TRAINER_DEFAULTS,
                 save_config_kwargs={"overwrite": True},
-                parser_kwargs={"prog": "lightning-stylegan",
+                parser_kwargs={"prog": "lightning-stylegan", "exit_on_error": False,
                                "description": "Train and evaluate StyleGAN-family GANs."})
 
 
@@ -129,8 +190,7 @@ TOOLS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    given = argv
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "plugins":
         return plugins_command(argv[1:])
     if argv and argv[0] in TOOLS:
@@ -148,10 +208,62 @@ def main(argv: list[str] | None = None) -> int:
               "  project   find the latent w of a target image\n"
               "  convert   import official NVlabs / rosinality networks; --export a generator\n"
               "  analyze   feature maps, activation rates, ablations (artifact analysis)\n\n"
-              "Run `lightning-stylegan fit --help` for every option.")
+              "Run `lightning-stylegan fit --help` for every option; add --debug (or set "
+              f"{DEBUG_VARIABLE}=1) to see the full traceback of an error.")
         return 0 if argv else 2
-    _lightning_cli(given)  # None: LightningCLI reads sys.argv itself
+    debug = "--debug" in argv or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+    argv = [arg for arg in argv if arg != "--debug"]
+    _quiet_lightning_tips()
+    # argv is sys.argv without --debug; LightningCLI warns when it is given both.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    try:
+        _lightning_cli(argv)
+    except RunComplete as done:
+        print(done, file=sys.stderr)
+        return 0
+    except Exception as error:
+        if debug:
+            raise
+        status = 2 if _is_usage_error(error) else 1
+        detail = "" if status == 2 else " (run again with --debug for the full traceback)"
+        print(f"error: {_one_line(error)}{detail}", file=sys.stderr)
+        return status
     return 0
+
+
+def _is_usage_error(error: Exception) -> bool:
+    """The input is wrong (exit 2), rather than something failing while it ran (exit 1)."""
+    from jsonargparse import ArgumentError
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    return isinstance(error, (UsageError, ArgumentError, MisconfigurationException)) or \
+        _worker_error_name(error) in ("ImageDataError",)
+
+
+def _worker_error_name(error: Exception) -> str | None:
+    """The class name of an exception that a DataLoader worker raised and torch re-raised."""
+    match = re.search(r"^Caught (\w+) in DataLoader worker", str(error))
+    return match.group(1) if match else None
+
+
+def _one_line(error: Exception) -> str:
+    text = str(error).strip()
+    if _worker_error_name(error):  # the original message is the traceback's last line
+        text = re.sub(r"^[\w.]+: ", "", text.splitlines()[-1])
+    elif isinstance(error, (UsageError,)) or type(error).__name__ == "ArgumentError":
+        text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    else:
+        text = f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
+    return text
+
+
+def _quiet_lightning_tips() -> None:
+    """Lightning advertises its cloud logger at every start; that line is not the user's business."""
+    class NoTips(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "litlogger" not in str(record.msg)
+
+    logging.getLogger("lightning.fabric.utilities.rank_zero").addFilter(NoTips())
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from . import registry
+from .errors import UsageError
 from .networks import Generator, build_discriminator
 
 EXPORT_FORMAT = "lightning-stylegan-generator/1"
@@ -26,7 +27,7 @@ EXPORT_FORMAT = "lightning-stylegan-generator/1"
 COUNTERS = ("images_seen", "g_steps", "d_steps", "g_reg_steps", "d_reg_steps")
 
 
-class NetworkFileError(ValueError):
+class NetworkFileError(UsageError, ValueError):
     """A file that is not a network of ours; the message names the file and what to do."""
 
 
@@ -61,17 +62,53 @@ def _read(path: Path) -> dict:
     if not path.is_file():
         raise NetworkFileError(f"{path}: no such file")
     with open(path, "rb") as file:
-        head = file.read(2)
+        head = file.read(4)
     if head[:1] == b"\x80" and path.suffix == ".pkl":
         raise NetworkFileError(f"{path} is a Python pickle (an official NVlabs network?). Convert it first: "
                                f"lightning-stylegan convert --src {path} --out {path.with_suffix('.ckpt')}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, ... for foreign files
+        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if head == b"PK\x03\x04":  # torch's zip container, cut off or damaged
+            raise NetworkFileError(f"{path} is a truncated or damaged torch file ({cause}); use an earlier "
+                                   "checkpoint of the run (the previous kimg*.ckpt)") from error
         raise NetworkFileError(f"{path} is not a lightning-stylegan checkpoint or exported generator "
-                               f"(torch.load(weights_only=True) failed: {str(error).splitlines()[0]}). "
+                               f"(torch.load(weights_only=True) failed: {cause}). "
                                "Official NVlabs pickles and rosinality checkpoints need "
                                "`lightning-stylegan convert` first.") from error
+
+
+def check_plugins_installed(data: dict, path: Path) -> None:
+    """Every plugin a file records (``{kind: {name, distribution, version}}``) is installed, or an
+    error that says which package to install."""
+    for kind, used in (data.get("plugins") or {}).items():
+        if kind in registry.GROUPS and used.get("name") not in registry.index(kind):
+            raise NetworkFileError(
+                f"{path} needs the {kind} plugin {used.get('name')!r} from {used.get('distribution')} "
+                f"{used.get('version')}, which is not installed: pip install "
+                f"{used.get('distribution')}=={used.get('version')}")
+
+
+def read_training_checkpoint(path: str | os.PathLike, resume: bool) -> dict:
+    """The contents of a checkpoint that ``fit --ckpt_path`` can resume (``resume``) or ``validate
+    --ckpt_path`` can score, checked before Lightning reads it; otherwise an error that says what
+    the file is and what to do with it."""
+    path = Path(path)
+    data = _read(path)
+    if isinstance(data, dict) and data.get("format") == EXPORT_FORMAT:
+        raise NetworkFileError(f"{path} is an exported generator (G_ema only), not a training checkpoint; "
+                               f"start a new run from it with --model.init_from {path}")
+    if not (isinstance(data, dict) and "generator" in (data.get("hyper_parameters") or {})
+            and isinstance(data.get("state_dict"), dict) and "counters" in data):
+        raise NetworkFileError(f"{path} is not a lightning-stylegan training checkpoint (it has no StyleGAN2 "
+                               "networks and counters); give a .ckpt written by `lightning-stylegan fit`")
+    if resume and not {"optimizer_states", "loops"} <= set(data):
+        raise NetworkFileError(f"{path} holds networks but no training state (optimizers, loop position): "
+                               f"it was written by `lightning-stylegan convert`; start a new run from it "
+                               f"with --model.init_from {path} instead of --ckpt_path")
+    check_plugins_installed(data, path)
+    return data
 
 
 def _sub_state(state_dict: dict, prefix: str) -> dict:
@@ -84,11 +121,13 @@ def load_networks(path: str | os.PathLike, generator_only: bool = False) -> Netw
     path = Path(path)
     data = _read(path)
     if isinstance(data, dict) and data.get("format") == EXPORT_FORMAT:
+        check_plugins_installed(data, path)
         return Networks(_exported_generator(path, data), None, None, {}, path)
     if not (isinstance(data, dict) and "state_dict" in data and "generator" in data.get("hyper_parameters", {})):
         raise NetworkFileError(f"{path} has no StyleGAN2 networks: expected a checkpoint written by "
                                "`lightning-stylegan fit` or `convert`, or a generator written by `convert "
                                "--export`. A checkpoint of another LightningModule does not hold G and D.")
+    check_plugins_installed(data, path)
     hparams = data["hyper_parameters"]
     state = data["state_dict"]
     networks = {}
@@ -132,7 +171,8 @@ def export_generator(G: Generator, path: str | os.PathLike) -> Path:
     path = Path(path).with_suffix(".pt")
     path.parent.mkdir(parents=True, exist_ok=True)
     config = dict(G.init_kwargs)
-    _atomic(path, lambda tmp: torch.save({"format": EXPORT_FORMAT, "config": config,
+    plugins = registry.provenance(G.plugins())
+    _atomic(path, lambda tmp: torch.save({"format": EXPORT_FORMAT, "config": config, "plugins": plugins,
                                           "state_dict": {k: v.detach().cpu() for k, v in G.state_dict().items()}},
                                          tmp))
     _atomic(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))

@@ -17,6 +17,8 @@ import functools
 from dataclasses import dataclass
 from importlib import metadata
 
+from .errors import UsageError
+
 API_VERSION = 1
 
 GROUPS = {
@@ -28,7 +30,7 @@ GROUPS = {
 }
 
 
-class PluginError(LookupError):
+class PluginError(UsageError, LookupError):
     """Any problem finding or loading a plugin; the message says what to do about it."""
 
 

@@ -17,10 +17,12 @@ import lightning.pytorch as pl
 import torch
 
 from .. import registry
+from ..errors import ConfigError
 from ..network_files import COUNTERS, NetworkFileError, load_networks, load_state
 from ..networks import Generator, build_discriminator
 from ..nn.filters import downsample2d, upsample2d
 from ..nn.norms import apply_constraints
+from ..plugin_options import bind_options
 from .ema import ema_beta, update_ema
 from .losses import discriminator_loss, generator_loss, path_lengths, r1_penalty
 from .options import DiscriminatorOptions, GeneratorOptions
@@ -69,15 +71,21 @@ class StyleGAN2(pl.LightningModule):
         super().__init__()
         generator = _options(GeneratorOptions, generator)
         discriminator = _options(DiscriminatorOptions, discriminator)
+        schedule_class = registry.load("growth", growth)
+        growth_options = bind_options(schedule_class, growth_options, key="model.growth_options",
+                                      label=f"the growth plugin {growth!r}", given=("final_resolution",))
         self.save_hyperparameters({
             "resolution": resolution, "channels": channels, "label_dim": label_dim,
             "generator": asdict(generator), "discriminator": asdict(discriminator), "g_lr": g_lr,
             "d_lr": d_lr, "betas": list(betas), "eps": eps, "style_mixing_prob": style_mixing_prob,
             "ema_kimg": ema_kimg, "ema_rampup": ema_rampup, "total_kimg": total_kimg, "seed": seed,
             "max_nonfinite_steps": max_nonfinite_steps, "growth": growth,
-            "growth_options": dict(growth_options or {}), "init_from": init_from})
+            "growth_options": growth_options, "init_from": init_from})
         self.automatic_optimization = False
-        self.growth = _growth_schedule(growth, resolution, growth_options or {})
+        try:
+            self.growth = schedule_class(resolution, **growth_options)
+        except (TypeError, ValueError) as error:  # the plugin's own check of its options
+            raise ConfigError(f"model.growth_options {growth_options} of the growth plugin {growth!r}: {error}") from error
         progressive = self.growth.progressive
         self.G = Generator(resolution, channels, c_dim=label_dim, progressive=progressive, **asdict(generator))
         self.D = build_discriminator(img_resolution=resolution, img_channels=channels, c_dim=label_dim,
@@ -93,6 +101,9 @@ class StyleGAN2(pl.LightningModule):
         self._nonfinite_streak = torch.zeros([], dtype=torch.long)
         self._nonfinite_grads = torch.zeros([], dtype=torch.long)
         self._tick = (time.time(), 0)
+        # The run's resolved options (flattened), set by the CLI and saved with every checkpoint, so a
+        # resumed run can say which options changed (training.resume).
+        self.run_config: dict | None = None
 
     def _init_weights_from(self, path: str) -> None:
         source = load_networks(path)
@@ -137,22 +148,33 @@ class StyleGAN2(pl.LightningModule):
                                    "growth": self.hparams["growth"]}
 
     # ----------------------------------------------------------------- Lightning hooks
-    def configure_optimizers(self):
-        def adam(params, lr, regularizer):
+    def adam_settings(self) -> list[dict]:
+        """Adam's settings for G and D: lr x c and betas ** c with c = k / (k + 1) of the lazy
+        regularizer's interval k (002_0a18e98dc55024d1.txt Appendix B); ``base_lr`` is scaled per
+        resolution by the growth stage."""
+        settings = []
+        for lr, regularizer in [(self.hparams["g_lr"], self.regularizer(PathLength)),
+                                (self.hparams["d_lr"], self.regularizer(R1))]:
             c = regularizer.adam_ratio if regularizer else 1.0
-            betas = tuple(beta ** c for beta in self.hparams["betas"])
-            optimizer = torch.optim.Adam(params, lr=lr * c, betas=betas, eps=self.hparams["eps"])
-            optimizer.param_groups[0]["base_lr"] = lr * c  # scaled per resolution by the growth stage
-            return optimizer
+            settings.append({"lr": lr * c, "base_lr": lr * c, "eps": self.hparams["eps"],
+                             "betas": tuple(beta ** c for beta in self.hparams["betas"])})
+        return settings
 
-        return [adam(self.G.parameters(), self.hparams["g_lr"], self.regularizer(PathLength)),
-                adam(self.D.parameters(), self.hparams["d_lr"], self.regularizer(R1))]
+    def configure_optimizers(self):
+        (g, d) = self.adam_settings()
+        return [torch.optim.Adam(self.G.parameters(), lr=g["lr"], betas=g["betas"], eps=g["eps"]),
+                torch.optim.Adam(self.D.parameters(), lr=d["lr"], betas=d["betas"], eps=d["eps"])]
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
         """Images from the EMA generator."""
         return self.G_ema(z, c, **kwargs)
 
     def on_train_start(self) -> None:
+        # Set after the optimizer states are restored, so a resumed run uses this run's g_lr, d_lr,
+        # betas, eps and regularizer intervals, not those saved with the moments.
+        for optimizer, settings in zip(self.optimizers(), self.adam_settings()):
+            for group in optimizer.param_groups:
+                group.update(settings)
         self._tick = (time.time(), self.images_seen)
 
     def training_step(self, batch, batch_idx):
@@ -246,6 +268,8 @@ class StyleGAN2(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["counters"] = dict(self.counters)
         checkpoint["plugins"] = registry.provenance(self.plugins())
+        if self.run_config is not None:
+            checkpoint["run_config"] = self.run_config
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "counters" not in checkpoint:
@@ -341,15 +365,7 @@ def _options(kind, value):
     if isinstance(value, dict):
         unknown = sorted(set(value) - set(kind.__dataclass_fields__))
         if unknown:
-            raise ValueError(f"Unknown {kind.__name__} keys {unknown}; valid keys: "
+            raise ConfigError(f"Unknown {kind.__name__} keys {unknown}; valid keys: "
                              f"{sorted(kind.__dataclass_fields__)}")
         return kind(**value)
     return value
-
-
-def _growth_schedule(name: str, resolution: int, options: dict):
-    schedule_class = registry.load("growth", name)
-    try:
-        return schedule_class(resolution, **options)
-    except TypeError as error:
-        raise ValueError(f"Bad growth_options {options} for the growth plugin {name!r}: {error}") from error
