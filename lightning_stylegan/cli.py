@@ -131,6 +131,8 @@ def _lightning_cli(argv: list[str]) -> None:
                                ("discriminator", model.discriminator.topology),
                                ("growth", model.growth)]:
                 registry.load(kind, name)
+            if config.metrics.features != "auto":
+                registry.load("feature_extractor", config.metrics.features)  # not only at the first evaluation
             if config.metrics.metrics:
                 try:
                     parse_metrics(config.metrics.metrics, config.metrics.num_gen)
@@ -263,7 +265,8 @@ def _quiet_lightning_tips() -> None:
         def filter(self, record: logging.LogRecord) -> bool:
             return "litlogger" not in str(record.msg)
 
-    logging.getLogger("lightning.fabric.utilities.rank_zero").addFilter(NoTips())
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(NoTips())  # whichever Lightning imported last logs its rank-0 lines
 
 
 if __name__ == "__main__":
