@@ -238,8 +238,7 @@ def _is_usage_error(error: Exception) -> bool:
     from jsonargparse import ArgumentError
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    return isinstance(error, (UsageError, ArgumentError, MisconfigurationException)) or \
-        _worker_error_name(error) in ("ImageDataError",)
+    return isinstance(error, (UsageError, ArgumentError, MisconfigurationException))
 
 
 def _worker_error_name(error: Exception) -> str | None:
@@ -252,7 +251,7 @@ def _one_line(error: Exception) -> str:
     text = str(error).strip()
     if _worker_error_name(error):  # the original message is the traceback's last line
         text = re.sub(r"^[\w.]+: ", "", text.splitlines()[-1])
-    elif isinstance(error, (UsageError,)) or type(error).__name__ == "ArgumentError":
+    elif isinstance(error, UsageError) or type(error).__name__ == "ArgumentError":
         text = " ".join(line.strip() for line in text.splitlines() if line.strip())
     else:
         text = f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"

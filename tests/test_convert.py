@@ -7,6 +7,7 @@ import os
 import pickle
 import subprocess
 import sys
+import zipfile
 
 import pytest
 import torch
@@ -16,8 +17,10 @@ from reference_stylegan2 import generator as ref_generator
 from tiny_networks import tiny_module
 
 from lightning_stylegan.network_files import load_generator, load_networks
-from lightning_stylegan.tools.convert import ConversionError, _discriminator_options, _generator_options, convert
-from lightning_stylegan.tools.restricted_pickle import UnsafePickleError, load_network_pickle
+from lightning_stylegan.network_files import export_generator
+from lightning_stylegan.tools.convert import (ConversionError, _discriminator_options, _generator_options, convert,
+                                              main, nvlabs_networks)
+from lightning_stylegan.tools.restricted_pickle import PersistentRecord, UnsafePickleError, load_network_pickle
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -179,3 +182,112 @@ def test_not_a_network_file_is_a_clear_error(tmp_path):
     text.write_bytes(pickle.dumps({"hello": [1, 2]}))
     with pytest.raises(UnsafePickleError, match="not NVlabs' dict with G, D and G_ema"):
         convert(text, tmp_path / "x.ckpt")
+
+
+ACCEPTS = ["convert accepts: NVlabs stylegan2-ada-pytorch network pickles (.pkl",
+           "rosinality stylegan2-pytorch checkpoints (.pt", "--export a lightning-stylegan checkpoint (.ckpt)"]
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+def _saved(path, obj, **kwargs):
+    torch.save(obj, path, **kwargs)
+    return path
+
+
+def _zip(path):
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("images/0.png", b"not a network")
+    return path
+
+
+NOT_NETWORKS = {  # case -> (make the file in tmp_path, words of the message besides the file name)
+    "missing file": (lambda p: p / "missing.pkl", ["does not exist", *ACCEPTS]),
+    "directory": (lambda p: p, ["is a directory", *ACCEPTS]),
+    "empty file": (lambda p: _write(p / "empty.pt", b""), ["is empty (0 bytes)", *ACCEPTS]),
+    "text file": (lambda p: _write(p / "notes.pkl", b"hello world\n"),
+                  ["is not a network file", "neither a Python pickle nor a torch.save file", "hello", *ACCEPTS]),
+    "random bytes": (lambda p: _write(p / "noise.pt", bytes(range(7, 256)) * 4),
+                     ["is not a network file", *ACCEPTS]),
+    "random bytes after a pickle opcode": (lambda p: _write(p / "noise.pkl", b"\x80" + bytes(range(95, 256)) * 4),
+                                           ["is not a network file", "cannot be read as one", *ACCEPTS]),
+    "truncated pickle": (lambda p: _write(p / "cut.pkl", pickle.dumps({"G": list(range(100))})[:40]),
+                         ["is not a network file", "cannot be read as one", *ACCEPTS]),
+    "pickle of a list": (lambda p: _write(p / "list.pkl", pickle.dumps([1, 2, 3])),
+                         ["holds list, not NVlabs' dict with G, D and G_ema", *ACCEPTS]),
+    "torch file of a dict": (lambda p: _saved(p / "dict.pt", {"a": 1}),
+                             ["torch.save file holding a dict with keys 'a'", "neither a rosinality", *ACCEPTS]),
+    "torch file of a tensor": (lambda p: _saved(p / "tensor.pt", torch.zeros(3)),
+                               ["a single tensor of shape [3]", *ACCEPTS]),
+    "legacy torch file": (lambda p: _saved(p / "old.pt", {"a": 1}, _use_new_zipfile_serialization=False),
+                          ["torch.save file holding a dict with keys 'a'", *ACCEPTS]),
+    "another LightningModule": (lambda p: _saved(p / "other.ckpt", {"state_dict": {}, "hyper_parameters": {}}),
+                                ["another LightningModule", *ACCEPTS]),
+    "zip that is no torch file": (lambda p: _zip(p / "images.pt"), ["torch.load(weights_only=True) cannot read it",
+                                                                     *ACCEPTS]),
+    "malicious pickle": (lambda p: _write(p / "evil.pkl", pickle.dumps({"G": Boom(p / "pwned")})),
+                         ["refusing to load it", *ACCEPTS]),
+}
+
+
+def run_main(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(map(str, argv)))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("case", list(NOT_NETWORKS))
+def test_convert_of_a_file_that_is_no_network_prints_one_line_and_exits_2(tmp_path, capsys, case):
+    make, words = NOT_NETWORKS[case]
+    src = make(tmp_path)
+    code, out, err = run_main(capsys, "--src", src, "--out", tmp_path / "out.ckpt")
+    assert code == 2 and out == "" and not (tmp_path / "out.ckpt").exists()
+    assert err.endswith("\n") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"error: {src} "), err
+    for word in words:
+        assert word in err, (word, err)
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("kind", ["checkpoint", "exported generator"])
+def test_our_own_files_are_converted_only_with_export(tmp_path, capsys, tiny_ckpt, kind):
+    src = tiny_ckpt if kind == "checkpoint" else export_generator(load_generator(tiny_ckpt), tmp_path / "G")
+    code, out, err = run_main(capsys, "--src", src, "--out", tmp_path / "copy.ckpt")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"error: {src} is already a lightning-stylegan {kind}") and "--export" in err
+    assert not (tmp_path / "copy.ckpt").exists()
+    code, out, err = run_main(capsys, "--src", src, "--out", tmp_path / "again", "--export")
+    assert code == 0 and err == "" and (tmp_path / "again.pt").is_file() and (tmp_path / "again.json").is_file()
+    z = torch.randn(2, 32)
+    assert torch.equal(load_generator(tmp_path / "again.pt")(z, noise_mode="const"),
+                       load_generator(src)(z, noise_mode="const"))
+
+
+def test_a_legacy_format_rosinality_checkpoint_is_read_with_torch_load(tmp_path, capsys):
+    """torch.save files from before torch 1.6 (older rosinality checkpoints) are no zip files."""
+    from test_convert_rosinality import rosinality_checkpoint
+
+    data = rosinality_checkpoint(size=16, style_dim=8, n_mlp=1, parts=("g_ema",), latent_avg=True)
+    torch.save(data, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    assert not zipfile.is_zipfile(tmp_path / "old.pt")
+    code, out, err = run_main(capsys, "--src", tmp_path / "old.pt", "--out", tmp_path / "old.ckpt")
+    assert code == 0, err
+    assert load_networks(tmp_path / "old.ckpt").hparams["resolution"] == 16
+
+
+def test_an_unwritable_out_is_one_error_line(tmp_path, capsys):
+    module, path = snapshot(tmp_path)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "file").write_text("x")
+    code, out, err = run_main(capsys, "--src", path, "--out", tmp_path / "taken")
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert str(tmp_path / "taken") in err and "--out" in err
+
+
+def test_a_stylegan3_generator_is_refused_by_name():
+    record = PersistentRecord("training.networks_stylegan3.Generator", (), {}, {}, {}, {}, {})
+    with pytest.raises(ConversionError, match="StyleGAN3 generator .*networks_stylegan3.*only StyleGAN2"):
+        nvlabs_networks({"G_ema": record})

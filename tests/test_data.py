@@ -9,6 +9,7 @@ import pickle
 import zipfile
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from lightning_stylegan.data import build_fashion_mnist
 from lightning_stylegan.data.datamodule import ImageDataModule
 from lightning_stylegan.data.dataset import ImageDataset
 from lightning_stylegan.data.embedded import EMBEDDED_NAME, load_embedded
-from lightning_stylegan.data.images import ImageDataError, convert_image, decode_image
+from lightning_stylegan.data.images import EXTENSIONS, ImageDataError, convert_image, decode_image
 from lightning_stylegan.data.sampler import InfiniteSampler
 
 
@@ -393,7 +394,7 @@ def test_the_datamodule_knows_its_shape_and_labels_at_once_and_batches(tmp_path)
     val = list(dm.val_dataloader())
     assert [len(x) for x, _ in val] == [4, 1]
     assert torch.equal(torch.cat([x for x, _ in val]), torch.stack([dm.dataset[i][0] for i in range(5)]))
-    assert ImageDataModule(str(root), val_images=0).val_dataloader() == []
+    assert ImageDataModule(str(root), batch_size=4, val_images=0).val_dataloader() == []
 
 
 def test_the_datamodule_defaults_to_fashion_mnist_and_rejects_too_small_datasets(tmp_path):
@@ -413,7 +414,7 @@ def test_worker_processes_read_a_zip(tmp_path):
     with zipfile.ZipFile(archive, "w") as zf:
         for i in range(8):
             zf.writestr(f"{i}.png", png_bytes(Image.fromarray(gray(20 * i))))
-    dm = ImageDataModule(str(archive), resolution=4, batch_size=4, num_workers=2)
+    dm = ImageDataModule(str(archive), resolution=8, batch_size=4, num_workers=2)
     dm.dataset[0]  # the zip is now open in this process; workers must open their own
     batches = list(dm.val_dataloader())
     assert [uint8(x)[:, 0, 0, 0].tolist() for x, _ in batches] == [[0, 20, 40, 60], [80, 100, 120, 140]]
@@ -437,3 +438,212 @@ def test_the_infinite_sampler_resumes_where_it_stopped():
     # after 6 global images (3 per rank), rank 1 continues from its 4th index
     resumed = list(itertools.islice(iter(InfiniteSampler(5, seed=3, rank=1, world_size=2, start=6)), 17))
     assert resumed == full[3:]
+
+
+# --- every bad input: one ImageDataError, one line, naming the culprit and the fix -----------------
+
+def one_line_error(info, *words: str) -> str:
+    """The message of a raised ``ImageDataError``: one line that contains every one of ``words``."""
+    assert info.type is ImageDataError, info.type
+    message = str(info.value)
+    assert "\n" not in message and "\r" not in message, message
+    for word in words:
+        assert word in message, (word, message)
+    return message
+
+
+def truncated(kind: str) -> bytes:
+    noise = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(noise).save(buf, format={"png": "PNG", "jpg": "JPEG"}[kind])
+    return buf.getvalue()[: len(buf.getvalue()) // 2]
+
+
+BAD_IMAGES = {  # name -> (bytes, words of the reason)
+    "truncated.png": (truncated("png"), ["truncated"]),
+    "truncated.jpg": (truncated("jpg"), ["truncated"]),
+    "text.png": (b"hello, this is text saved as .png", ["recognizes no image format", "hello"]),
+    "html.jpeg": (b"<!DOCTYPE html><html>404</html>", ["recognizes no image format"]),
+    "empty.webp": (b"", ["empty"]),
+}
+
+
+def bad_image_source(tmp_path: Path, where: str, name: str) -> tuple[Path, str]:
+    """A folder or zip with two good images and the bad ``name`` in ``sub/``; (source, its name in errors)."""
+    data = BAD_IMAGES[name][0]
+    if where == "folder":
+        root = make_folder(tmp_path / "images", count=2)
+        (root / "sub").mkdir()
+        (root / "sub" / name).write_bytes(data)
+        return root, str(root / "sub" / name)
+    archive = tmp_path / "images.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(2):
+            zf.writestr(f"img{i}.png", png_bytes(Image.fromarray(gray(30 * i))))
+        zf.writestr(f"sub/{name}", data)
+    return archive, f"sub/{name} in zip file {archive}"
+
+
+@pytest.mark.parametrize("where", ["folder", "zip"])
+@pytest.mark.parametrize("name", list(BAD_IMAGES))
+def test_a_bad_image_is_named_when_decoded_and_dropped_with_skip_corrupt(tmp_path, where, name):
+    """Cases 1 and 2: a truncated PNG/JPEG, or a non-image with an image extension."""
+    source, culprit = bad_image_source(tmp_path, where, name)
+    ds = ImageDataset(source, 8, 1)  # listing only: nothing is decoded yet
+    index = ds.names.index(f"sub/{name}")
+    with pytest.raises(ImageDataError) as info:
+        ds[index]
+    one_line_error(info, culprit, *BAD_IMAGES[name][1], "Remove or replace", "--data.skip_corrupt true")
+    good = [i for i in range(len(ds)) if i != index]
+    assert all(ds[i][0].shape == (1, 8, 8) for i in good)
+    with pytest.warns(UserWarning, match=f"Skipped 1 unreadable.*sub/{name}"):
+        skipping = ImageDataset(source, 8, 1, skip_corrupt=True)
+    assert skipping.skipped == [f"sub/{name}"] and len(skipping) == 2
+
+
+def test_a_bad_image_stops_training_with_its_name(tmp_path):
+    source, culprit = bad_image_source(tmp_path, "folder", "truncated.png")
+    dm = ImageDataModule(str(source), resolution=8, batch_size=3, val_images=0)
+    with pytest.raises(ImageDataError) as info:
+        next(iter(dm.train_dataloader()))  # every batch of 3 holds all 3 images
+    one_line_error(info, culprit, "--data.skip_corrupt true")
+
+
+def test_when_every_image_is_bad_skip_corrupt_names_the_first(tmp_path):
+    root = tmp_path / "bad"
+    root.mkdir()
+    for name in ("a.png", "b.jpg"):
+        (root / name).write_bytes(b"not an image")
+    with pytest.warns(UserWarning), pytest.raises(ImageDataError) as info:
+        ImageDataset(root, 8, 1, skip_corrupt=True)
+    one_line_error(info, "None of the 2 images", str(root / "a.png"), "--data.path")
+
+
+def test_a_worker_process_reraises_the_image_data_error_with_the_message_last(tmp_path):
+    """With num_workers > 0 torch re-raises the worker's ImageDataError (same type) whose text is
+    "Caught ImageDataError in DataLoader worker process N. Original Traceback ..." ending with the
+    line "lightning_stylegan.data.images.ImageDataError: <the one-line message>"."""
+    source, culprit = bad_image_source(tmp_path, "zip", "text.png")
+    dm = ImageDataModule(str(source), resolution=8, batch_size=3, num_workers=1, val_images=3)
+    batches = iter(dm.val_dataloader())  # not persistent: its worker ends with the iterator
+    with pytest.raises(ImageDataError) as info:
+        next(batches)
+    batches._shutdown_workers()  # now: the traceback would keep the worker until garbage collection
+    text = str(info.value)
+    assert text.startswith("Caught ImageDataError in DataLoader worker process 0.")
+    last = text.strip().splitlines()[-1]
+    prefix = "lightning_stylegan.data.images.ImageDataError: "
+    assert last.startswith(prefix) and culprit in last and "--data.skip_corrupt" in last
+
+
+def write_zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+SEARCHED = " ".join(EXTENSIONS)
+NO_PATHS = {  # case -> (make the path, words of the message)
+    "empty folder": (lambda p: (p / "empty").mkdir() or p / "empty",
+                     ["No images found in folder", SEARCHED, "the folder is empty", "--data.path"]),
+    "folder of non-images": (lambda p: (p / "docs").mkdir() or (p / "docs" / "a.txt").write_text("x")
+                             and (p / "docs" / "b.gif").write_bytes(b"GIF89a") and p / "docs",
+                             ["No images found in folder", SEARCHED, "2 other file(s)", "a.txt, b.gif", ".png"]),
+    "hidden images only": (lambda p: save(p / "dots" / ".a.png", gray(1)).parent,
+                           ["No images found", "dot-files", ".a.png"]),
+    "missing path": (lambda p: p / "missing",
+                     ["does not exist", "--data.path", "a folder", ".zip", "embedded Fashion-MNIST"]),
+    "zip without images": (lambda p: write_zip(p / "docs.zip", {"readme.txt": b"x"}),
+                           ["No images found in zip file", SEARCHED, "readme.txt", "--data.path"]),
+    "empty zip": (lambda p: write_zip(p / "nothing.zip", {}), ["No images found in zip file", "is empty"]),
+    "not a zip": (lambda p: (p / "bad.zip").write_bytes(b"not a zip") and p / "bad.zip",
+                  ["not a valid zip file", "re-create it", "--data.path"]),
+    "truncated zip": (lambda p: (p / "cut.zip").write_bytes(
+        write_zip(p / "whole.zip", {f"{i}.png": png_bytes(Image.fromarray(gray(i))) for i in range(3)})
+        .read_bytes()[:100]) and p / "cut.zip", ["not a valid zip file", "re-create it"]),
+    "tar archive": (lambda p: (p / "images.tar").write_bytes(b"x" * 512) and p / "images.tar",
+                    ["neither a folder nor a .zip", "extract it", "--data.path accepts a folder", ".zip",
+                     "nothing (null"]),
+    "text file": (lambda p: (p / "data.txt").write_text("x") and p / "data.txt",
+                  ["neither a folder nor a .zip", "--data.path accepts a folder", "embedded Fashion-MNIST"]),
+    "one image": (lambda p: save(p / "photo.png", gray(1)),
+                  ["neither a folder nor a .zip", "a single image is not a dataset", "--data.path accepts"]),
+}
+
+
+@pytest.mark.parametrize("case", list(NO_PATHS))
+def test_a_path_without_usable_images_is_one_clear_error(tmp_path, case):
+    """Cases 3 to 6: empty folders, missing paths, zips without images, files of another kind."""
+    make, words = NO_PATHS[case]
+    path = make(tmp_path)
+    with pytest.raises(ImageDataError) as info:
+        ImageDataset(path, 8, 1)
+    one_line_error(info, str(path), *words)
+    with pytest.raises(ImageDataError) as info:
+        ImageDataModule(str(path), resolution=8)
+    one_line_error(info, str(path), *words)
+
+
+@pytest.mark.parametrize("xflip", [False, True])
+def test_fewer_images_than_a_batch_names_batch_size_and_the_count(tmp_path, xflip):
+    """Case 7, when the data module is made (before a run writes anything)."""
+    root = make_folder(tmp_path / "d", count=3)
+    with pytest.raises(ImageDataError) as info:
+        ImageDataModule(str(root), resolution=8, batch_size=8, xflip=xflip)
+    count = "3 image(s) (6 with xflip copies)" if xflip else "3 image(s)"
+    one_line_error(info, str(root), count, "batch_size=8", f"lower --data.batch_size to at most {3 * (1 + xflip)}")
+
+
+def fake_trainer(staged_batch_size):
+    growth = SimpleNamespace(state=lambda kimg: SimpleNamespace(batch_size=staged_batch_size))
+    return SimpleNamespace(global_rank=0, world_size=1,
+                           lightning_module=SimpleNamespace(images_seen=0, growth=growth))
+
+
+def test_the_dataloader_checks_the_batch_size_a_growth_schedule_stages(tmp_path):
+    root = make_folder(tmp_path / "d", count=6)
+    dm = ImageDataModule(str(root), resolution=8, batch_size=6)
+    dm.trainer = fake_trainer(4)  # 4 images a batch at this resolution
+    assert next(iter(dm.train_dataloader()))[0].shape == (4, 1, 8, 8)
+    dm = ImageDataModule(str(root), resolution=8, batch_size=2)
+    dm.trainer = fake_trainer(16)  # more than the 6 images
+    with pytest.raises(ImageDataError) as info:
+        dm.train_dataloader()
+    one_line_error(info, "batch_size=16", "growth schedule", "--model.growth_options")
+
+
+@pytest.mark.parametrize("resolution", [0, -8, 3, 4, 6, 12, 100, 2048, 8.0, True, "32"])
+def test_a_resolution_the_networks_cannot_build_is_refused_at_once(resolution):
+    """Case 8: powers of two from 8 to 1024, checked before any image is listed."""
+    with pytest.raises(ImageDataError) as info:
+        ImageDataModule("/no/such/folder", resolution=resolution)
+    one_line_error(info, repr(resolution), "--data.resolution", "8, 16, 32, 64, 128, 256, 512, 1024")
+
+
+def test_every_supported_resolution_is_accepted():
+    for resolution in (8, 1024):
+        assert ImageDataModule(resolution=resolution).image_shape == (1, resolution, resolution)
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("channels", 2, ["--data.channels", "1, 3 or 4"]),
+    ("channels", 0, ["--data.channels"]),
+    ("channels", True, ["--data.channels"]),
+    ("resize", "stretch", ["--data.resize", "center-crop, pad"]),
+    ("batch_size", 0, ["--data.batch_size", "positive integer"]),
+    ("batch_size", 2.5, ["--data.batch_size"]),
+    ("batch_size", True, ["--data.batch_size"]),
+    ("num_workers", -1, ["--data.num_workers", "non-negative integer"]),
+    ("val_images", -1, ["--data.val_images", "non-negative integer"]),
+    ("max_images", 0, ["--data.max_images", "null for all"]),
+])
+def test_a_bad_data_option_names_it_and_the_valid_values(option, value, words):
+    """Case 9 and the other options of ImageDataModule."""
+    with pytest.raises(ImageDataError) as info:
+        ImageDataModule(resolution=8, **{option: value})
+    one_line_error(info, repr(value), *words)
+    if option in ("channels", "resize", "max_images"):  # ImageDataset's own arguments
+        with pytest.raises(ImageDataError) as info:
+            ImageDataset(None, 8, **({"channels": 1} | {option: value}))
+        one_line_error(info, repr(value), *words)

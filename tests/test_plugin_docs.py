@@ -9,13 +9,9 @@ from __future__ import annotations
 import math
 import os
 import re
-import signal
 import subprocess
 import sys
-import tempfile
-import time
 import tomllib
-from pathlib import Path
 
 import pytest
 import torch
@@ -23,10 +19,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from lightning_stylegan import registry
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_run import COMMAND, REPO, cli
+
 DOC = REPO / "docs" / "plugins.md"
-SCRIPT = Path(sys.executable).with_name("lightning-stylegan")  # installed with this interpreter
-COMMAND = str(SCRIPT) if SCRIPT.exists() else "lightning-stylegan"
 EXAMPLE = re.compile(r"^<!-- example: (?P<package>[\w.-]+) file: (?P<path>[\w./-]+) -->\n"
                      r"```[\w-]*\n(?P<text>.*?)^```$", re.S | re.M)
 KIND_OF_GROUP = {group: kind for kind, group in registry.GROUPS.items()}
@@ -69,25 +64,6 @@ def documented_plugins() -> dict[str, dict[str, str]]:
                 found[kind] = dict(name=name, distribution=project["name"], version=project["version"],
                                    package=package)
     return found
-
-
-def cli(*args, env: dict, timeout: float = 240) -> subprocess.CompletedProcess:
-    """Run ``lightning-stylegan *args`` in the repository; kill its process group after ``timeout`` s."""
-    command = [COMMAND, *map(str, args)]
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=err, text=True, env=env,
-                                start_new_session=True)
-        start = time.time()
-        while proc.poll() is None:
-            time.sleep(0.2)
-            if time.time() - start > timeout:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                err.seek(0)
-                pytest.fail(f"`{' '.join(command)}` timed out after {timeout} s. stderr tail:\n{err.read()[-3000:]}")
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(command, proc.returncode, out.read(), err.read())
 
 
 @pytest.fixture(scope="module")

@@ -10,19 +10,42 @@ import lightning as L
 from torch.utils.data import DataLoader, Subset
 
 from .dataset import ImageDataset
+from .images import ImageDataError
 from .sampler import InfiniteSampler, StagedBatchSampler
+
+# What the networks build (lightning_stylegan.networks, generators.base): 8x8 up to 1024x1024.
+RESOLUTIONS = tuple(2 ** i for i in range(3, 11))
+
+
+def check_resolution(resolution: object) -> None:
+    """Raise ``ImageDataError`` unless ``resolution`` is one the networks can be built for."""
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution not in RESOLUTIONS:
+        raise ImageDataError(f"resolution {resolution!r} is not supported: the networks need a power of two from "
+                             f"{RESOLUTIONS[0]} to {RESOLUTIONS[-1]}; set --data.resolution to one of "
+                             f"{', '.join(map(str, RESOLUTIONS))} (every image is resized to it).")
+
+
+def _check_count(name: str, value: object, least: int, meaning: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        kind = "a positive" if least == 1 else "a non-negative"
+        raise ImageDataError(f"{name} must be {kind} integer, got {value!r}; set --data.{name} ({meaning}).")
 
 
 class ImageDataModule(L.LightningDataModule):
     """Training images from a folder, a zip, or the embedded Fashion-MNIST.
 
+    Every bad input (a missing or unusable path, no images, a bad option, a dataset smaller than a
+    batch, and an image that cannot be decoded when it is read) raises ``ImageDataError``, whose
+    one-line message names the file, path or ``--data.*`` option and the fix.
+
     Args:
         path: A folder of images (searched recursively for .png .jpg .jpeg .webp .bmp), a .zip of
             them, or None for the embedded Fashion-MNIST (6000 28x28 gray images, 10 classes).
             Labels, if used, come from dataset.json at its root.
-        resolution: Every image is resized to resolution x resolution.
+        resolution: Every image is resized to resolution x resolution: a power of two from 8 to 1024.
         channels: Every image is converted to 1 (gray), 3 (RGB) or 4 (RGBA) channels.
-        batch_size: Images per batch (per device), for training and validation.
+        batch_size: Images per batch (per device), for training and validation; the dataset (with
+            xflip copies) must hold at least one batch.
         num_workers: DataLoader worker processes (0 = load in the main process).
         resize: How a non-square image becomes square before resizing: 'center-crop' (the largest
             centered square) or 'pad' (black borders, centered).
@@ -43,16 +66,17 @@ class ImageDataModule(L.LightningDataModule):
                  val_images: int = 256, seed: int = 0):
         super().__init__()
         self.save_hyperparameters()  # checkpoints record the data, so `metrics` can find the reals
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
-        if isinstance(val_images, bool) or not isinstance(val_images, int) or val_images < 0:
-            raise ValueError(f"val_images must be a non-negative integer, got {val_images!r}")
+        _check_count("batch_size", batch_size, 1, "images per batch and device, e.g. 32")
+        _check_count("num_workers", num_workers, 0, "DataLoader worker processes; 0 loads in the main process")
+        _check_count("val_images", val_images, 0, "images the validation dataloader yields; 0 for none")
+        check_resolution(resolution)
         self.path, self.batch_size, self.num_workers, self.val_images = path, batch_size, num_workers, val_images
         self.seed = seed
         self.dataset = ImageDataset(path, resolution, channels, resize=resize, skip_corrupt=skip_corrupt,
                                     use_labels=use_labels, xflip=xflip, max_images=max_images)
+        # Checked now, before a run writes anything: batch_size is the batch size of the final resolution
+        # (a growth schedule stages only its own per-resolution sizes; train_dataloader checks those).
+        self._check_batch_fits(batch_size)
 
     @property
     def label_dim(self) -> int:
@@ -72,10 +96,6 @@ class ImageDataModule(L.LightningDataModule):
         """An endless stream of batches (``InfiniteSampler``), this rank's share of it, resumed at
         the images the attached model has already seen; training length is set by the model. A
         growth schedule of the model may set the batch size per resolution (``StagedBatchSampler``)."""
-        if len(self.dataset) < self.batch_size:
-            raise ValueError(f"The dataset {self.dataset.source} has {len(self.dataset)} images (with xflip "
-                             f"copies), fewer than batch_size={self.batch_size}, so no full batch can be "
-                             "made; lower --data.batch_size or add images.")
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         module = trainer.lightning_module if trainer else None
@@ -83,12 +103,30 @@ class ImageDataModule(L.LightningDataModule):
         sampler = InfiniteSampler(len(self.dataset), seed=self.seed, rank=rank, world_size=world, start=start)
         growth = getattr(module, "growth", None)
 
+        def staged_at(images_seen: int) -> int | None:
+            return growth.state(images_seen / 1000).batch_size if growth is not None else None
+
         def batch_size_at(images_seen: int) -> int:  # a growth schedule may set it per resolution
-            staged = growth.state(images_seen / 1000).batch_size if growth is not None else None
-            return staged or self.batch_size
+            return staged_at(images_seen) or self.batch_size
+
+        # Again here: the model's growth schedule may stage a larger batch size at this resolution.
+        self._check_batch_fits(batch_size_at(start), staged=bool(staged_at(start)))
 
         return DataLoader(self.dataset, batch_sampler=StagedBatchSampler(sampler, batch_size_at),
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def _check_batch_fits(self, batch_size: int, staged: bool = False) -> None:
+        """Refuse a dataset with fewer items (mirrored copies included) than one batch."""
+        if len(self.dataset) >= batch_size:
+            return
+        count = f"{self.dataset.num_images} image(s)" + (f" ({len(self.dataset)} with xflip copies)"
+                                                      if self.dataset.xflip else "")
+        where = ("the growth schedule's batch size at this resolution" if staged else "--data.batch_size")
+        fix = ("lower the batch_size of --model.growth_options for this resolution" if staged else
+               f"lower --data.batch_size to at most {len(self.dataset)}")
+        raise ImageDataError(f"The dataset {self.dataset.source} has {count}, fewer than batch_size={batch_size} "
+                             f"({where}), so no full batch can be made; {fix}, or add images"
+                             f"{'' if self.dataset.xflip else ' (or pass --data.xflip true to double them)'}.")
 
     def val_dataloader(self) -> DataLoader | list:
         """The first ``val_images`` images, in order, unshuffled; an empty list when it is 0."""

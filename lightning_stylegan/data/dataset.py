@@ -19,10 +19,16 @@ import torch
 from PIL import Image
 
 from .embedded import EMBEDDED_NAME, NUM_CLASSES, is_embedded, load_embedded
-from .images import EXTENSIONS, SKIP_HINT, ImageDataError, check_format, convert_image, decode_image, is_image_name
+from .images import (EXTENSIONS, SEARCHED, SKIP_HINT, ImageDataError, check_format, convert_image, decode_image,
+                     is_image_name, one_line)
 
 LABEL_FILE = "dataset.json"
 _SHOWN = 5  # how many names an error or warning lists
+PATH_ACCEPTS = (f"--data.path accepts a folder of images ({' '.join(EXTENSIONS)}), a .zip of such images, or "
+                f"nothing (null, or {EMBEDDED_NAME!r}) for the embedded Fashion-MNIST")
+NO_LABELS = "use_labels=False (--data.use_labels false)"
+# Files that are often mistaken for a dataset, and what to do with them.
+_ARCHIVES = (".tar", ".tgz", ".gz", ".bz2", ".xz", ".7z", ".rar", ".zst")
 
 
 def _hidden(relative: str) -> bool:
@@ -40,10 +46,11 @@ def _parse_labels(raw: bytes, where: str) -> dict[str, int] | None:
     try:
         meta = json.loads(raw)
     except ValueError as exc:
-        raise ImageDataError(f"{where} is not valid JSON ({exc}); fix it or pass use_labels=False.") from exc
+        raise ImageDataError(f"{where} is not valid JSON ({exc}); fix it or pass {NO_LABELS}.") from exc
     if not isinstance(meta, dict) or "labels" not in meta:
         raise ImageDataError(f'{where} must be an object with a "labels" key: '
-                             '{"labels": [["dir/img.png", 0], ...]} (or "labels": null).')
+                             '{"labels": [["dir/img.png", 0], ...]} (or "labels": null); fix it or pass '
+                             f'{NO_LABELS}.')
     entries = meta["labels"]
     if entries is None:
         return None
@@ -53,7 +60,8 @@ def _parse_labels(raw: bytes, where: str) -> dict[str, int] | None:
         ok = isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[0], str)
         if not ok or isinstance(entry[1], bool) or not isinstance(entry[1], int) or entry[1] < 0:
             raise ImageDataError(f"{where}: bad label entry {entry!r}; each entry must be "
-                                 '["relative/path.png", class] with class a non-negative integer.')
+                                 '["relative/path.png", class] with class a non-negative integer; fix it or '
+                                 f"pass {NO_LABELS}.")
         table[entry[0].replace("\\", "/")] = entry[1]
     return table
 
@@ -77,6 +85,19 @@ class _Folder:
             names += [prefix + f for f in files if is_image_name(f) and not _hidden(prefix + f)]
         return sorted(names)
 
+    def others(self) -> list[str]:
+        """The files that are not images (dot-files and hidden images included), for error messages."""
+        found = []
+        for folder, dirs, files in os.walk(self.root):
+            rel = Path(folder).relative_to(self.root).as_posix()
+            found += [f if rel == "." else f"{rel}/{f}" for f in files]
+            if len(found) > 100:
+                break
+        return sorted(found)
+
+    def kind(self) -> str:
+        return "folder"
+
     def where(self, name: str) -> str:
         return str(self.root / name)
 
@@ -84,7 +105,7 @@ class _Folder:
         try:
             return (self.root / name).read_bytes()
         except OSError as exc:
-            raise ImageDataError(f"Cannot read image {self.where(name)} ({exc}). {SKIP_HINT}") from exc
+            raise ImageDataError(f"Cannot read image {self.where(name)} ({one_line(exc)}). {SKIP_HINT}") from exc
 
     def label_bytes(self) -> bytes | None:
         path = self.root / LABEL_FILE
@@ -108,7 +129,8 @@ class _Zip:
             try:
                 self._zip = zipfile.ZipFile(self.root)
             except (OSError, zipfile.BadZipFile) as exc:
-                raise ImageDataError(f"Cannot open zip file {self.root} ({exc}).") from exc
+                raise ImageDataError(f"Cannot open zip file {self.root} ({one_line(exc)}); re-create it, or "
+                                     f"point --data.path at the folder of images. {PATH_ACCEPTS}.") from exc
             self._pid = os.getpid()
         return self._zip
 
@@ -117,6 +139,12 @@ class _Zip:
         return sorted({i.filename for i in infos if not i.is_dir() and is_image_name(i.filename)
                        and not _hidden(i.filename)})
 
+    def others(self) -> list[str]:
+        return sorted(i.filename for i in self._file().infolist() if not i.is_dir())
+
+    def kind(self) -> str:
+        return "zip file"
+
     def where(self, name: str) -> str:
         return f"{name} in zip file {self.root}"
 
@@ -124,8 +152,8 @@ class _Zip:
         try:
             return self._file().read(name)
         except Exception as exc:  # BadZipFile (CRC), zlib.error, OSError, NotImplementedError (compression)
-            raise ImageDataError(f"Cannot read image {self.where(name)} ({type(exc).__name__}: {exc}). "
-                                 f"{SKIP_HINT}") from exc
+            reason = one_line(f"{type(exc).__name__}: {exc}")
+            raise ImageDataError(f"Cannot read image {self.where(name)} ({reason}). {SKIP_HINT}") from exc
 
     def label_bytes(self) -> bytes | None:
         zf = self._file()
@@ -174,15 +202,15 @@ class ImageDataset(torch.utils.data.Dataset):
         check_format(resolution, channels, resize)
         if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int)
                                        or max_images < 1):
-            raise ValueError(f"max_images must be a positive integer or None, got {max_images!r}")
+            raise ImageDataError(f"max_images must be a positive integer or None, got {max_images!r}; set "
+                                 "--data.max_images to how many images to use, or null for all of them.")
         self.resolution, self.channels, self.resize = resolution, channels, resize
         self.xflip, self.use_labels = bool(xflip), bool(use_labels)
         self._source = self._open(source)
         self.source = str(self._source.root)
         names = self._source.list()
         if not names:
-            raise ImageDataError(f"No images ({' '.join(EXTENSIONS)}) found in {self.source}; "
-                                 "point the dataset at a folder or zip that holds some.")
+            raise ImageDataError(self._no_images())
         table = self._label_table() if use_labels else None
         self.skipped: list[str] = []
         if skip_corrupt:
@@ -197,7 +225,7 @@ class ImageDataset(torch.utils.data.Dataset):
                     f"{len(missing)} image(s) have no label in {self._label_where()}: "
                     f"{', '.join(self._source.where(n) for n in missing[:_SHOWN])}"
                     f"{', ...' if len(missing) > _SHOWN else ''}. Add them to its \"labels\" list, "
-                    "remove the images, or pass use_labels=False.")
+                    f"remove the images, or pass {NO_LABELS}.")
             self.label_dim = (NUM_CLASSES if isinstance(self._source, _Embedded) else max(table.values()) + 1)
             self._labels = np.array([table[n] for n in self._names], dtype=np.int64)
 
@@ -205,18 +233,44 @@ class ImageDataset(torch.utils.data.Dataset):
     def _open(source):
         if is_embedded(source):
             return _Embedded()
+        if not isinstance(source, (str, os.PathLike)):
+            raise ImageDataError(f"Dataset path {source!r} is a {type(source).__name__}, not a path; "
+                                 f"{PATH_ACCEPTS}.")
         path = Path(source)
         if not path.exists():
-            raise ImageDataError(f"Dataset path {path} does not exist; give an existing folder or .zip "
-                                 f"file, or None / {EMBEDDED_NAME!r} for the embedded Fashion-MNIST.")
+            where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+            raise ImageDataError(f"Dataset path {path}{where} does not exist; check --data.path. {PATH_ACCEPTS}.")
         if path.is_dir():
             return _Folder(path)
-        if path.is_file() and path.suffix.lower() == ".zip":
+        suffix = path.suffix.lower()
+        if path.is_file() and suffix == ".zip":
             if not zipfile.is_zipfile(path):
-                raise ImageDataError(f"{path} is not a valid zip file (truncated or not a zip); re-create it.")
+                raise ImageDataError(f"Dataset path {path} is not a valid zip file (truncated, or not a zip despite "
+                                     "its name); re-create it (e.g. zip -r images.zip images/), or point "
+                                     "--data.path at the folder of images.")
             return _Zip(path)
-        raise ImageDataError(f"Dataset path {path} is neither a folder nor a .zip file; give a folder of "
-                             "images or a .zip of them.")
+        if is_image_name(path.name):
+            fix = "a single image is not a dataset: put the images in a folder and give that folder"
+        elif suffix in _ARCHIVES:
+            fix = f"{suffix} archives are not read: extract it into a folder, or re-pack the images as a .zip"
+        else:
+            fix = "give the folder of images or a .zip of them instead"
+        kind = "" if path.is_file() else " (not even a regular file)"
+        raise ImageDataError(f"Dataset path {path} is neither a folder nor a .zip file{kind}; {fix}. "
+                             f"{PATH_ACCEPTS}.")
+
+    def _no_images(self) -> str:
+        """The message for a folder or zip without images: what was searched, what was found instead."""
+        others = self._source.others()
+        if not others:
+            found = f"the {self._source.kind()} is empty"
+        else:
+            found = (f"it holds {len(others) if len(others) <= 100 else 'over 100'} other file(s), none of them "
+                     f"an image: {_listing(others)}")
+        return (f"No images found in {self._source.kind()} {self.source} (searched "
+                f"{'recursively ' if isinstance(self._source, _Folder) else ''}for {SEARCHED}; dot-files, "
+                f"dot-folders and __MACOSX are skipped); {found}. Add images with one of these extensions "
+                f"(convert others, e.g. .gif or .tif, to .png), or point --data.path at another folder or .zip.")
 
     def _label_where(self) -> str:
         return "the embedded labels" if isinstance(self._source, _Embedded) else f"{self.source}/{LABEL_FILE}"
@@ -228,30 +282,34 @@ class ImageDataset(torch.utils.data.Dataset):
         if raw is None:
             raise ImageDataError(f"use_labels=True needs {self._label_where()} "
                                  '({"labels": [["dir/img.png", 0], ...]}), which does not exist; add it '
-                                 "or pass use_labels=False.")
+                                 f"or pass {NO_LABELS}.")
         table = _parse_labels(raw, self._label_where())
         if table is None:
             raise ImageDataError(f'{self._label_where()} says "labels": null (no labels); '
-                                 "pass use_labels=False or add labels.")
+                                 f"pass {NO_LABELS} or add labels.")
         return table
 
     def _drop_unreadable(self, names: list[str], max_images: int | None) -> list[str]:
         if isinstance(self._source, _Embedded):
             return names
-        good = []
+        good, first_error = [], None
         for name in names:
             if max_images is not None and len(good) >= max_images:
                 break
             try:
                 self._load(name)
                 good.append(name)
-            except ImageDataError:
+            except ImageDataError as error:
                 self.skipped.append(name)
+                first_error = first_error or error
         if self.skipped:
             warnings.warn(f"Skipped {len(self.skipped)} unreadable image(s) in {self.source} "
                           f"(skip_corrupt=True): {_listing(self.skipped)}", stacklevel=3)
         if not good:
-            raise ImageDataError(f"None of the {len(names)} images in {self.source} can be decoded.")
+            reason = str(first_error).split(f" {SKIP_HINT}")[0].rstrip(".")
+            raise ImageDataError(f"None of the {len(names)} images in {self.source} can be decoded (the first: "
+                                 f"{reason}); replace them with readable images, or point --data.path at "
+                                 "another folder or .zip.")
         return good
 
     def _load(self, name: str) -> np.ndarray:

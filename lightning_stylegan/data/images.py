@@ -4,7 +4,7 @@ Policy, in order:
 
 1. **Decode** with PIL (the first frame of an animation); an EXIF orientation tag, if any, is applied
    so that photos come out upright. Anything PIL cannot fully decode (unknown format, truncated or
-   corrupt data) raises ``ImageDataError`` naming the file.
+   corrupt data, a file that is no image at all) raises ``ImageDataError`` naming the file.
 2. **Channels**: every mode becomes ``CHANNEL_MODES[channels]`` (1 -> ``L``, 3 -> ``RGB``,
    4 -> ``RGBA``). 16-bit grayscale (``I;16*``, and ``I``, which is how PIL may open a 16-bit PNG) is
    scaled by 255/65535 and rounded; ``F`` is taken as 0..255 and clipped; ``1`` becomes 0/255.
@@ -23,20 +23,31 @@ import io
 import os
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import UsageError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 RESIZE_POLICIES = ("center-crop", "pad")
 CHANNEL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 SKIP_HINT = ("Remove or replace the file, or pass skip_corrupt=True (--data.skip_corrupt true) "
              "to drop unreadable images.")
+SEARCHED = f"{' '.join(EXTENSIONS)} in any case"  # what a folder or zip is searched for
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _EXIF_ORIENTATION = 0x0112
 _LANCZOS = getattr(Image, "Resampling", Image).LANCZOS  # Image.Resampling is Pillow >= 9.1
 
 
-class ImageDataError(ValueError):
-    """A dataset or image that cannot be used; the message names the culprit and the fix."""
+class ImageDataError(UsageError, ValueError):
+    """A dataset, image or data option that cannot be used. The message is one line: what is wrong,
+    the culprit (file, path, or the ``--data.*`` option) and the fix, so a command can print it as
+    ``error: <message>`` without a traceback."""
+
+
+def one_line(text: object) -> str:
+    """``text`` with every run of whitespace (newlines included) as one space: for messages that
+    quote another library's error."""
+    return " ".join(str(text).split())
 
 
 def is_image_name(name: str) -> bool:
@@ -45,13 +56,20 @@ def is_image_name(name: str) -> bool:
 
 
 def check_format(resolution: int, channels: int, resize: str) -> None:
-    """Raise ``ValueError`` for a resolution, channel count or resize policy this module can't make."""
+    """Raise ``ImageDataError`` for a resolution, channel count or resize policy this module can't make."""
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
-        raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
-    if channels not in CHANNEL_MODES:
-        raise ValueError(f"channels must be one of {tuple(CHANNEL_MODES)} (gray, RGB, RGBA), got {channels!r}")
+        raise ImageDataError(f"resolution must be a positive integer, got {resolution!r}; set --data.resolution "
+                             "to the output size in pixels, a power of two such as 32, 256 or 1024.")
+    if isinstance(channels, bool) or channels not in CHANNEL_MODES:
+        raise ImageDataError(f"channels must be one of {tuple(CHANNEL_MODES)} (gray, RGB, RGBA), got {channels!r}; "
+                             "set --data.channels to 1, 3 or 4.")
+    _check_resize(resize)
+
+
+def _check_resize(resize: str) -> None:
     if resize not in RESIZE_POLICIES:
-        raise ValueError(f"Unknown resize policy {resize!r}; the policies are: {', '.join(RESIZE_POLICIES)}.")
+        raise ImageDataError(f"Unknown resize policy {resize!r}; set --data.resize to one of the policies: "
+                             f"{', '.join(RESIZE_POLICIES)}.")
 
 
 def decode_image(data: bytes, name: str, resolution: int, channels: int, resize: str = "center-crop") -> np.ndarray:
@@ -62,12 +80,22 @@ def decode_image(data: bytes, name: str, resolution: int, channels: int, resize:
     try:
         img = Image.open(io.BytesIO(data))
         img.load()
+        if img.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+            img = ImageOps.exif_transpose(img)
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, struct.error, ... on bad data
-        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        raise ImageDataError(f"Cannot decode image {name} ({len(data)} bytes; {reason}). {SKIP_HINT}") from exc
-    if img.getexif().get(_EXIF_ORIENTATION, 1) != 1:
-        img = ImageOps.exif_transpose(img)
+        raise ImageDataError(f"Cannot decode image {name} ({len(data)} bytes; {_reason(exc, data)}). "
+                             f"{SKIP_HINT}") from exc
     return convert_image(img, resolution, channels, resize)
+
+
+def _reason(exc: Exception, data: bytes) -> str:
+    """Why PIL could not decode ``data``, in a few words on one line."""
+    if not data:
+        return "the file is empty"
+    if isinstance(exc, UnidentifiedImageError):  # its text quotes a BytesIO object: say what it is instead
+        return (f"PIL recognizes no image format in it: not an image whatever its extension, or a damaged "
+                f"header; it starts with {data[:16]!r}")
+    return one_line(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
 
 def convert_image(img: Image.Image, resolution: int, channels: int, resize: str = "center-crop") -> np.ndarray:
@@ -97,8 +125,7 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
 def fit(img: Image.Image, resolution: int, resize: str = "center-crop") -> Image.Image:
     """``img`` made square by ``resize`` ('center-crop' or 'pad'), then resized (LANCZOS) to
     ``resolution`` x ``resolution``; returned as is when it already has that size."""
-    if resize not in RESIZE_POLICIES:
-        raise ValueError(f"Unknown resize policy {resize!r}; the policies are: {', '.join(RESIZE_POLICIES)}.")
+    _check_resize(resize)
     width, height = img.size
     if width == height == resolution:
         return img

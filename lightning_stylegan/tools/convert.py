@@ -12,8 +12,13 @@ Sources:
   NVlabs', so the weights carry over one to one; the init kwargs become our options, and a kwarg
   we cannot represent is an error, never a silent approximation. fp16 layers become fp32
   (``num_fp16_res`` only sets precision); ``conv_clamp`` is kept.
-* rosinality stylegan2-pytorch checkpoints (``*.pt``), see ``convert_rosinality``.
-* Our own checkpoints (with ``--export``).
+* rosinality stylegan2-pytorch checkpoints (``*.pt``, zip or pre-torch-1.6 legacy ``torch.save``
+  format), see ``convert_rosinality``.
+* Our own checkpoints and exported generators, only with ``--export`` (without it there is nothing
+  to convert, and ``convert`` says so).
+
+Any other file (text, random bytes, another ``torch.save`` file, an empty or missing one) makes
+``main`` print one line ``error: <file> is not ...; convert accepts: ...`` and return 2.
 
 The result is one of our checkpoints (for ``generate``, ``project``, ``metrics``, ``analyze`` and
 ``fit --model.init_from``), or with ``--export`` the EMA generator as tensors + JSON.
@@ -26,7 +31,8 @@ from pathlib import Path
 
 import torch
 
-from ..network_files import NetworkFileError, export_generator, load_networks, load_state, write_checkpoint
+from ..network_files import (EXPORT_FORMAT, NetworkFileError, export_generator, load_networks, load_state,
+                             write_checkpoint)
 from ..networks import Generator
 from ..training.options import DiscriminatorOptions, GeneratorOptions
 from .restricted_pickle import PersistentRecord, UnsafePickleError, load_network_pickle
@@ -106,6 +112,9 @@ def nvlabs_networks(records: dict) -> tuple[dict, Generator, torch.nn.Module | N
     main = records.get("G_ema") or records.get("G")
     if not isinstance(main, PersistentRecord):
         raise ConversionError("The pickle has neither G_ema nor G")
+    if "stylegan3" in main.class_name:  # training.networks_stylegan3.Generator: alias-free, not StyleGAN2
+        raise ConversionError(f"The pickle holds a StyleGAN3 generator ({main.class_name}); only StyleGAN2 "
+                              "networks can be converted")
     top, generator = _generator_options(main.init_kwargs)
     D = records.get("D") if isinstance(records.get("D"), PersistentRecord) else None
     discriminator = _discriminator_options(D.init_kwargs) if D is not None else DiscriminatorOptions()
@@ -119,27 +128,97 @@ def nvlabs_networks(records: dict) -> tuple[dict, Generator, torch.nn.Module | N
     return dict(module.hparams), module.G, module.D if D is not None else None, module.G_ema
 
 
-def read_networks(src: Path) -> tuple[dict, Generator, torch.nn.Module | None, Generator]:
-    """Networks of any supported source file (see the module docstring)."""
+def read_networks(src: Path, export: bool = True) -> tuple[dict, Generator, torch.nn.Module | None, Generator]:
+    """Networks of any supported source file (see the module docstring); anything else is a
+    ``NetworkFileError`` (``UnsafePickleError`` for a pickle that refers to code) saying what the
+    file is and what ``convert`` accepts. Our own files are refused unless ``export``."""
     from .convert_rosinality import looks_like_rosinality, read_rosinality, rosinality_networks
 
+    src = Path(src)
+    if not src.exists():
+        raise NetworkFileError(f"{src} does not exist; give the network file to convert as --src. {ACCEPTS}")
     if not src.is_file():
-        raise NetworkFileError(f"{src}: no such file")
+        raise NetworkFileError(f"{src} is {'a directory' if src.is_dir() else 'not a regular file'}, not a "
+                               f"network file; give the file itself as --src. {ACCEPTS}")
     with open(src, "rb") as file:
-        head = file.read(4)
-    if head[:2] != b"PK":  # not a torch.save zip: a plain pickle (NVlabs)
-        return nvlabs_networks(load_network_pickle(src))
-    data = read_rosinality(src)
+        head = file.read(32)
+    if not head:
+        raise NetworkFileError(f"{src} is empty (0 bytes), not a network file (an interrupted download?). {ACCEPTS}")
+    if head[:2] != b"PK" and _LEGACY_TORCH not in head:  # not a torch.save file: an NVlabs pickle?
+        if head[:1] != b"\x80":
+            raise NetworkFileError(f"{src} is not a network file: neither a Python pickle nor a torch.save file "
+                                   f"(it starts with {head[:12]!r}). {ACCEPTS}")
+        return nvlabs_networks(_nvlabs_records(src))
+    try:
+        data = read_rosinality(src)
+    except NetworkFileError as error:
+        reason = " ".join(str(error.__cause__ or error).split("\n")[0].split())
+        raise NetworkFileError(f"{src} is not a network file: it looks like a torch.save file, but "
+                               f"torch.load(weights_only=True) cannot read it ({reason}). {ACCEPTS}") from error
     if looks_like_rosinality(data):
         return rosinality_networks(data)
-    networks = load_networks(src)  # one of ours (e.g. to --export it)
+    ours = _our_kind(data)
+    if ours is None:
+        raise NetworkFileError(f"{src} is a torch.save file holding {_describe(data)}, which is neither a rosinality "
+                               f"stylegan2-pytorch checkpoint nor a lightning-stylegan network. {ACCEPTS}")
+    if not export:
+        uses = ("generate, metrics, project, analyze or fit --model.init_from" if ours == "checkpoint"
+                else "generate, metrics, project or analyze")
+        raise NetworkFileError(f"{src} is already a lightning-stylegan {ours}, so there is nothing to convert: use "
+                               f"it as it is with {uses}, or pass --export to write its EMA generator as "
+                               ".pt + .json.")
+    networks = load_networks(src)
     return networks.hparams, networks.G, networks.D, networks.G_ema
+
+
+# What `convert` reads, for the messages about the files it does not.
+ACCEPTS = ("convert accepts: NVlabs stylegan2-ada-pytorch network pickles (.pkl, e.g. network-snapshot-*.pkl), "
+           "rosinality stylegan2-pytorch checkpoints (.pt, from its train.py or convert_weight.py), and with "
+           "--export a lightning-stylegan checkpoint (.ckpt) or exported generator (.pt).")
+# torch.save's legacy (pre-zip, torch < 1.6) files begin with this magic number, pickled as a long:
+# older rosinality checkpoints are such files.
+_LEGACY_TORCH = b"\x8a\x0a" + 0x1950A86A20F9469CFC6C.to_bytes(10, "little")
+
+
+def _nvlabs_records(src: Path) -> dict:
+    """``load_network_pickle(src)``; a file that is no pickle at all is a ``NetworkFileError``."""
+    try:
+        return load_network_pickle(src)
+    except UnsafePickleError as error:
+        raise UnsafePickleError(f"{error}. {ACCEPTS}") from error
+    except Exception as error:  # UnpicklingError, EOFError, ValueError, ... for bytes that are no pickle
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise NetworkFileError(f"{src} is not a network file: it starts like a Python pickle but cannot be "
+                               f"read as one ({reason}). {ACCEPTS}") from error
+
+
+def _our_kind(data: object) -> str | None:
+    """'checkpoint' or 'exported generator' for data ``load_networks`` reads, else None."""
+    if not isinstance(data, dict):
+        return None
+    if data.get("format") == EXPORT_FORMAT:
+        return "exported generator"
+    hparams = data.get("hyper_parameters")
+    if "state_dict" in data and isinstance(hparams, dict) and "generator" in hparams:
+        return "checkpoint"
+    return None
+
+
+def _describe(data: object) -> str:
+    if isinstance(data, dict):
+        keys = sorted(map(str, data))
+        shown = ", ".join(repr(k) for k in keys[:8]) + (", ..." if len(keys) > 8 else "")
+        other = " (the checkpoint of another LightningModule)" if "state_dict" in data else ""
+        return f"a dict with keys {shown or 'none'}{other}"
+    if isinstance(data, torch.Tensor):
+        return f"a single tensor of shape {list(data.shape)}"
+    return f"a {type(data).__name__}"
 
 
 def convert(src: str | Path, out: str | Path, export: bool = False) -> Path:
     """Write the networks of ``src`` as our checkpoint ``out`` (or, with ``export``, G_ema as ``out``.pt/.json)."""
     src = Path(src)
-    hparams, G, D, G_ema = read_networks(src)
+    hparams, G, D, G_ema = read_networks(src, export)
     if export:
         return export_generator(G_ema, out)
     return write_checkpoint(out, hparams, G if G is not None else G_ema, D, G_ema, source=str(src))
@@ -156,7 +235,11 @@ def main(argv: list[str]) -> int:
     try:
         path = convert(args.src, args.out, args.export)
     except (NetworkFileError, UnsafePickleError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)  # one line, never a traceback
+        return 2
+    except OSError as error:  # e.g. --out is a directory, or a file we may not read or write
+        print(f"error: {' '.join(str(error).split())}; check that --src {args.src} is readable and --out "
+              f"{args.out} is a file path you can write.", file=sys.stderr)
         return 2
     print(f"wrote {path}" + (f" and {path.with_suffix('.json')}" if args.export else ""))
     return 0
