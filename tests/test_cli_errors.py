@@ -105,8 +105,9 @@ def test_debug_shows_the_traceback(tmp_path):
      ["start_res", "did you mean 'start_resolution'", "start_resolution (int)", "phase_kimg (float)"]),
     (["--model.growth", "progressive", "--model.growth_options.phase_kimg", "soon"], None,
      ["model.growth_options.phase_kimg", "expects float", "'soon'"]),
-], ids=["cli-key", "yaml-key", "trainer-key", "plugin-option-name", "plugin-option-type"])
-def test_misspelled_keys_and_plugin_options_name_the_valid_ones(tmp_path, args, yaml_text, words):
+    (["--r1.gamma", -1], None, ["--r1.gamma must be >= 0"]),
+], ids=["cli-key", "yaml-key", "trainer-key", "plugin-option-name", "plugin-option-type", "callback-value"])
+def test_misspelled_keys_and_bad_options_name_the_valid_ones(tmp_path, args, yaml_text, words):
     if yaml_text is not None:
         (tmp_path / "bad.yaml").write_text(yaml_text)
         args = ["--config", tmp_path / "bad.yaml", *args]

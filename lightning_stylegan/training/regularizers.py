@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from ..errors import ConfigError
 from .losses import gamma_pl
 
 
@@ -21,10 +22,11 @@ class LazyRegularizer(Callback):
     """Interval bookkeeping shared by ``R1`` (on D) and ``PathLength`` (on G)."""
 
     network = ""  # "G" or "D": whose optimizer the regularizer shares
+    group = ""  # its options' group on the command line: --r1.*, --path_length.*
 
     def __init__(self, interval: int):
         if interval < 1:
-            raise ValueError(f"{type(self).__name__}: interval must be >= 1 (1 = not lazy), got {interval}")
+            raise ConfigError(f"--{self.group}.interval must be >= 1 (1 = not lazy), got {interval}")
         self.interval = interval
 
     @property
@@ -56,11 +58,12 @@ class R1(LazyRegularizer):
     k 16; small datasets and resolutions want far smaller gamma, e.g. 0.01-1 at 32x32)."""
 
     network = "D"
+    group = "r1"
 
     def __init__(self, gamma: float = 10.0, interval: int = 16):
         super().__init__(interval)
         if gamma < 0:
-            raise ValueError(f"R1: gamma must be >= 0 (0 disables R1), got {gamma}")
+            raise ConfigError(f"--r1.gamma must be >= 0 (0 disables R1), got {gamma}")
         self.gamma = gamma
 
     @property
@@ -83,14 +86,15 @@ class PathLength(LazyRegularizer):
     """
 
     network = "G"
+    group = "path_length"
 
     def __init__(self, weight: float | str = 2.0, interval: int = 4, decay: float = 0.01,
                  batch_shrink: int = 2):
         super().__init__(interval)
         if not (weight == "paper" or (isinstance(weight, (int, float)) and weight >= 0)):
-            raise ValueError(f"PathLength: weight must be a number >= 0 or 'paper', got {weight!r}")
+            raise ConfigError(f"--path_length.weight must be a number >= 0 or 'paper', got {weight!r}")
         if batch_shrink < 1:
-            raise ValueError(f"PathLength: batch_shrink must be >= 1, got {batch_shrink}")
+            raise ConfigError(f"--path_length.batch_shrink must be >= 1, got {batch_shrink}")
         self.weight, self.decay, self.batch_shrink = weight, decay, batch_shrink
         self.pl_mean = torch.zeros([])
 
