@@ -156,7 +156,8 @@ def test_a_checkpoint_whose_plugin_is_not_installed_names_the_package(first_run,
     torch.save(checkpoint, path)
     for args in (["fit", *TINY, "--trainer.default_root_dir", tmp_path / "run", "--ckpt_path", path],
                  ["generate", "--ckpt", path, "--outdir", tmp_path / "out", "--seeds", "0"],
-                 ["analyze", "layers", "--ckpt", path]):
+                 ["analyze", "layers", "--ckpt", path],
+                 ["metrics", "--ckpt", path, "--metrics", "fid50k_full"]):
         result = cli(*args)
         assert result.returncode == 2, (args[0], result.stderr[-3000:])
         no_traceback(result)
