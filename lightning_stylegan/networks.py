@@ -63,13 +63,16 @@ class Generator(nn.Module):
         return self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv,
                               resolution=resolution, alpha=alpha)
 
-    def mix_styles(self, ws: torch.Tensor, c: torch.Tensor | None, mixing_prob: float) -> torch.Tensor:
+    def mix_styles(self, ws: torch.Tensor, c: torch.Tensor | None, mixing_prob: float,
+                   num_layers: int | None = None) -> torch.Tensor:
         """Style-mixing regularization (StyleGAN Section 3.1): with probability ``mixing_prob``,
-        the styles from a random crossover index in [1, num_ws) on come from a second latent.
+        the styles from a random crossover index in [1, num_layers) on come from a second latent.
+        ``num_layers`` is the styles in use (all ``num_ws`` by default; fewer while growing).
         """
-        if mixing_prob <= 0 or self.num_ws < 2:
+        num_layers = self.num_ws if num_layers is None else num_layers
+        if mixing_prob <= 0 or num_layers < 2:
             return ws
-        cutoff = int(torch.randint(1, self.num_ws, [], device="cpu"))
+        cutoff = int(torch.randint(1, num_layers, [], device="cpu"))
         if float(torch.rand([], device="cpu")) >= mixing_prob:
             return ws
         z2 = torch.randn(ws.shape[0], self.z_dim, device=ws.device)

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from lightning_stylegan.networks import Generator
 from lightning_stylegan.training.ema import ema_beta, update_ema
 from lightning_stylegan.training.losses import (discriminator_loss, gamma_pl, generator_loss,
                                                 path_lengths, r1_penalty)
@@ -67,8 +68,19 @@ def test_gamma_pl_closed_form(log2_r):
     """Eq. 5 with r = 2^k: ln 2 / (r^2 (k ln 2 - ln 2)) = 1 / ((k - 1) r^2)."""
     r = 2 ** log2_r
     assert gamma_pl(r) == pytest.approx(1 / ((log2_r - 1) * r * r), rel=1e-12)
-    assert PathLength(weight="paper").weight_at(r) == pytest.approx(1 / (log2_r - 1), rel=1e-12)
-    assert PathLength(weight=2.0).weight_at(r) == 2.0
+    assert PathLength(weight=2.0).weight_at(r, num_ws=7) == 2.0
+
+
+@pytest.mark.parametrize("resolution", [8, 16, 32, 64, 128, 256, 512, 1024])
+def test_paper_path_length_weight_is_nvlabs_2_for_the_stylegan2_layouts(resolution):
+    """Eq. 5's gamma_pl = ln 2 / (r^2 (ln r - ln 2)), for the lengths averaged over the generator's
+    num_ws styles (NVlabs' pl_grads.square().sum(2).mean(1)), is NVlabs' pl_weight = 2: num_ws = 2 log2 r - 2
+    and ln 2 / (ln r - ln 2) = 1 / (log2 r - 1)."""
+    G = Generator(resolution, 1, z_dim=4, w_dim=4, mapping_layers=1, channel_base=4 * resolution, channel_max=4)
+    assert G.num_ws == 2 * round(math.log2(resolution)) - 2
+    weight = PathLength(weight="paper").weight_at(resolution, G.num_ws)
+    assert weight == pytest.approx(G.num_ws * math.log(2) / (math.log(resolution) - math.log(2)), rel=1e-12)
+    assert weight == pytest.approx(2.0, rel=1e-12)
 
 
 def test_path_length_target_is_an_exponential_moving_average():
@@ -95,7 +107,10 @@ def test_lazy_regularization_adjustment(interval, c):
     assert r1.loss_scale == (interval if interval > 1 else 1)
     assert r1.lazy == (interval > 1)
     assert [step for step in range(20) if r1.due(step)] == list(range(0, 20, interval))
-    assert R1(gamma=0.0, interval=interval).adam_ratio == 1.0  # disabled: no adjustment
+    # As NVlabs' training loops (TF and PyTorch): c depends on the interval alone, so G's Adam of
+    # config C (lazy R1, no path length, G_reg_interval 4) still runs at lr x 4/5 and betas ** 4/5.
+    assert R1(gamma=0.0, interval=interval).adam_ratio == pytest.approx(c)
+    assert PathLength(weight=0, interval=interval).adam_ratio == pytest.approx(c)
 
 
 def test_gan_losses_are_the_logistic_losses():

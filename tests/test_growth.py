@@ -144,3 +144,50 @@ def test_progress_scalars_and_pin_histograms_reach_tensorboard(tmp_path):
     # grids made at 8x8 (step 4) are up-sampled to the final 16x16: 1 row x 2 columns
     grids = {e.step: (e.width, e.height) for e in accumulator.Images("Samples/fakes")}
     assert grids[0] == grids[4] == grids[16] == (32, 16)
+
+
+@pytest.mark.parametrize("resolution, alpha, in_use", [(8, 1.0, 4), (16, 0.0, 4), (16, 0.5, 6), (16, 1.0, 6),
+                                                       (32, 0.25, 8), (32, 1.0, 8)])
+def test_style_mixing_crossover_is_drawn_among_the_styles_in_use(resolution, alpha, in_use):
+    """NVlabs' StyleGAN (TF) G_style / StyleGAN2 G_main: cur_layers = num_layers - 2 int(lod), the
+    crossover uniform in [1, cur_layers); lod = log2(R / resolution) + 1 - alpha while fading in."""
+    from lightning_stylegan.growth.base import GrowthState
+
+    torch.manual_seed(0)
+    model = StyleGAN2(resolution=32, channels=1, growth="progressive", style_mixing_prob=1.0,
+                      generator=GeneratorOptions(topology="original", normalization="adain", z_dim=8, w_dim=8,
+                                                 mapping_layers=1, channel_base=128, channel_max=4))
+    assert model.G.num_ws == 8
+    cutoffs = set()
+    for _ in range(60):
+        _, ws = model._generate(torch.randn(2, 8), None, GrowthState(resolution, alpha))
+        differs = (ws[0] != ws[0, :1]).any(dim=1)  # the styles taken from the second latent
+        cutoffs.add(int(differs.nonzero()[0]) if differs.any() else model.G.num_ws)
+    assert cutoffs == set(range(1, in_use))
+
+
+def test_style_mixing_with_one_style_in_use_does_not_mix():
+    G = Generator(8, 1, z_dim=4, w_dim=4, mapping_layers=1, channel_base=32, channel_max=4)
+    ws = G.mapping(torch.randn(3, 4))
+    assert torch.equal(G.mix_styles(ws, None, 1.0, num_layers=1), ws)
+
+
+@pytest.mark.parametrize("reset, adam_steps", [(True, 2), (False, 6)])
+def test_reset_optimizer_clears_adams_state_as_new_layers_come_in(tmp_path, reset, adam_steps):
+    """NVlabs' reset_opt_for_new_lod: 2 steps at 8x8 (lod 1), 2 fading 16x16 in (lod 1.0, 0.5), then
+    16x16 (lod 0): floor(lod) changes at step 3 and ceil(lod) at step 4, so the last reset is at step 4
+    and Adam has counted the 2 steps since; without the option all 6."""
+    torch.manual_seed(0)
+    model = StyleGAN2(resolution=16, channels=1, growth="progressive", total_kimg=0.024,
+                      growth_options={"phase_kimg": 0.008, "fade_kimg": 0.008, "reset_optimizer": reset},
+                      generator=GeneratorOptions(z_dim=8, w_dim=8, mapping_layers=1, channel_base=64, channel_max=8),
+                      discriminator=DiscriminatorOptions(channel_base=64, channel_max=8, mbstd_group_size=2))
+    data = ImageDataModule(resolution=16, channels=1, batch_size=4, max_images=32, val_images=0)
+    pl.Trainer(accelerator="cpu", devices=1, max_epochs=-1, logger=False, enable_progress_bar=False,
+               enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0,
+               use_distributed_sampler=False, default_root_dir=tmp_path,
+               callbacks=[R1(gamma=0.0), PathLength(weight=0)]).fit(model, data)
+    assert model.counters["g_steps"] == 6, model.counters
+    g_opt, d_opt = model.trainer.optimizers
+    assert int(g_opt.state[model.G.mapping.fc0.weight]["step"]) == adam_steps
+    assert int(d_opt.state[model.D.b8.conv0.weight]["step"]) == adam_steps  # b8: used at every stage

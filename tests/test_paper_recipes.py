@@ -60,15 +60,16 @@ BASELINE = {
     "model.g_lr": 0.001, "model.d_lr": 0.001, "model.betas": [0.0, 0.99], "model.eps": 1e-8,
     "model.style_mixing_prob": 0.9, "model.ema_kimg": 10.0, "model.ema_rampup": None, "model.total_kimg": 25000,
     "model.growth": "progressive",
-    "model.growth_options": {"start_resolution": 8, "phase_kimg": 600, "fade_kimg": 600,
+    "model.growth_options": {"start_resolution": 8, "phase_kimg": 600, "fade_kimg": 600, "reset_optimizer": True,
                              "lr_scale": {128: 1.5, 256: 2.0, 512: 3.0, 1024: 3.0},
                              "batch_size": {8: 32, 16: 16, 32: 8, 64: 4}},
-    "r1.gamma": 10.0, "r1.interval": 1, "path_length.weight": 0.0,
+    "r1.gamma": 10.0, "r1.interval": 1, "path_length.weight": 0.0, "path_length.interval": 1,
 }
 # recipe: (its parent, what the paper changes). trainer.default_root_dir differs everywhere.
 CHANGES = {
     "stylegan2/config-b.yaml": (CONFIG_A, {"model.generator.normalization": "demod"}),
-    "stylegan2/config-c.yaml": ("stylegan2/config-b.yaml", {"r1.interval": 16}),
+    # NVlabs' lazy_regularization: R1 every 16 D steps, and G's Adam adjusted for G_reg_interval 4.
+    "stylegan2/config-c.yaml": ("stylegan2/config-b.yaml", {"r1.interval": 16, "path_length.interval": 4}),
     "stylegan2/config-d.yaml": ("stylegan2/config-c.yaml", {"path_length.weight": 2.0, "path_length.interval": 8}),
     CONFIG_E: ("stylegan2/config-d.yaml", {
         "model.growth": "none", "model.growth_options": None, "model.generator.topology": "skip",

@@ -141,3 +141,44 @@ def test_bf16_mixed_precision_trains_with_both_regularizers(tmp_path):
     assert model.counters["g_reg_steps"] == model.counters["d_reg_steps"] == 2
     assert int(model._nonfinite_grads) == 0
     assert all(torch.isfinite(p).all() and p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_adam_is_adjusted_for_the_interval_even_with_the_regularizer_off(tmp_path):
+    """NVlabs (TF run_training config C, ada-pytorch G_reg_interval): c = k / (k + 1) follows the
+    interval, not the weight, so G's Adam of config C (no path length, interval 4) runs at lr x 4/5."""
+    model = tiny_model(total_kimg=steps(2))
+    fit = trainer(tmp_path, R1(gamma=0.0, interval=16), PathLength(weight=0, interval=4))
+    fit.fit(model, tiny_data())
+    g, d = (opt.param_groups[0] for opt in fit.optimizers)
+    assert g["lr"] == pytest.approx(0.002 * 4 / 5) and d["lr"] == pytest.approx(0.002 * 16 / 17)
+    assert g["betas"] == pytest.approx((0.0, 0.99 ** (4 / 5)))
+    assert model.counters["g_reg_steps"] == model.counters["d_reg_steps"] == 0  # no regularization pass ran
+
+
+def test_non_lazy_path_length_has_its_own_pass_on_the_shrunk_batch(tmp_path, monkeypatch):
+    """NVlabs' Gboth: path length on batch / pl_batch_shrink latents, a forward of its own."""
+    from lightning_stylegan.training import module as module_file
+
+    sizes = []
+    original = module_file.path_lengths
+    monkeypatch.setattr(module_file, "path_lengths", lambda images, ws: sizes.append(len(images)) or original(images, ws))
+    trainer(tmp_path, R1(gamma=0.0), PathLength(interval=1, batch_shrink=2)).fit(tiny_model(total_kimg=steps(3)),
+                                                                                 tiny_data())
+    assert sizes == [BATCH // 2] * 3
+
+
+def test_generator_labels_are_drawn_from_the_training_set(tmp_path):
+    """NVlabs draws G's labels for each phase from the dataset's labels, not from the batch."""
+    data = ImageDataModule(resolution=8, channels=1, batch_size=BATCH, max_images=64, val_images=0, use_labels=True)
+    model = tiny_model(total_kimg=steps(1), label_dim=data.label_dim)
+    trainer(tmp_path, R1(gamma=0.0), PathLength(weight=0)).fit(model, data)
+    assert torch.equal(model._label_table, torch.as_tensor(data.dataset.labels))
+    model._label_table = torch.eye(data.label_dim)[[7, 7, 7]]  # a training set of class 7 only
+    batch_labels = torch.eye(data.label_dim)[[0, 1, 2, 3]]
+    z, c = model._latents(200, batch_labels)
+    assert z.shape == (200, 16) and torch.equal(c, torch.eye(data.label_dim)[[7] * 200])
+    model._label_table = torch.as_tensor(data.dataset.labels)
+    _, c = model._latents(4000, batch_labels)
+    drawn = c.sum(0) / 4000
+    expected = model._label_table.mean(0)
+    assert torch.allclose(drawn, expected, atol=0.03)  # the data's class frequencies

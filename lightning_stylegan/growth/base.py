@@ -6,6 +6,7 @@ Lightning's ``global_step``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -37,5 +38,11 @@ class GrowthSchedule:
     def __init__(self, final_resolution: int):
         self.final_resolution = final_resolution
 
+    reset_optimizer = False  # clear the Adam moments of G and D whenever floor(lod) or ceil(lod) changes
+
     def state(self, kimg: float) -> GrowthState:
         raise NotImplementedError(f"{type(self).__name__} must implement state()")
+
+    def lod(self, state: GrowthState) -> float:
+        """NVlabs' level of detail: log2(final / resolution), plus 1 - alpha while fading in."""
+        return math.log2(self.final_resolution / state.resolution) + 1 - state.alpha

@@ -9,6 +9,7 @@ latents, noise and mixing points as an uninterrupted one.
 """
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import asdict
@@ -104,6 +105,8 @@ class StyleGAN2(pl.LightningModule):
         # The run's resolved options (flattened), set by the CLI and saved with every checkpoint, so a
         # resumed run can say which options changed (training.resume).
         self.run_config: dict | None = None
+        self._label_table: torch.Tensor | None = None  # the training set's one-hot labels, for G's labels
+        self._lod: float | None = None  # the growth stage's lod at the last step (checkpointed)
 
     def _init_weights_from(self, path: str) -> None:
         source = load_networks(path)
@@ -135,13 +138,13 @@ class StyleGAN2(pl.LightningModule):
         """The growth schedule's state now: resolution, fade-in alpha, lr scale, batch size."""
         return self.growth.state(self.kimg)
 
-    def regularizer(self, kind: type[LazyRegularizer]) -> LazyRegularizer | None:
-        """The trainer's callback of this kind, if the run has one and it is enabled."""
+    def regularizer(self, kind: type[LazyRegularizer], enabled_only: bool = True) -> LazyRegularizer | None:
+        """The trainer's callback of this kind, if the run has one (and, with ``enabled_only``, it is on)."""
         trainer = self._trainer
         found = [cb for cb in (trainer.callbacks if trainer else []) if isinstance(cb, kind)]
         if len(found) > 1:
-            raise ValueError(f"Give at most one {kind.__name__} callback, got {len(found)}")
-        return found[0] if found and found[0].enabled else None
+            raise ConfigError(f"Give at most one {kind.__name__} callback, got {len(found)}")
+        return found[0] if found and (found[0].enabled or not enabled_only) else None
 
     def plugins(self) -> dict[str, str]:
         return self.G.plugins() | {"discriminator": self.hparams["discriminator"]["topology"],
@@ -151,10 +154,11 @@ class StyleGAN2(pl.LightningModule):
     def adam_settings(self) -> list[dict]:
         """Adam's settings for G and D: lr x c and betas ** c with c = k / (k + 1) of the lazy
         regularizer's interval k (002_0a18e98dc55024d1.txt Appendix B); ``base_lr`` is scaled per
-        resolution by the growth stage."""
+        resolution by the growth stage. As in NVlabs' code, c depends on the interval alone: a lazy
+        interval with the regularizer's weight 0 (config C: no path length) still adjusts Adam."""
         settings = []
-        for lr, regularizer in [(self.hparams["g_lr"], self.regularizer(PathLength)),
-                                (self.hparams["d_lr"], self.regularizer(R1))]:
+        for lr, regularizer in [(self.hparams["g_lr"], self.regularizer(PathLength, enabled_only=False)),
+                                (self.hparams["d_lr"], self.regularizer(R1, enabled_only=False))]:
             c = regularizer.adam_ratio if regularizer else 1.0
             settings.append({"lr": lr * c, "base_lr": lr * c, "eps": self.hparams["eps"],
                              "betas": tuple(beta ** c for beta in self.hparams["betas"])})
@@ -176,6 +180,9 @@ class StyleGAN2(pl.LightningModule):
             for group in optimizer.param_groups:
                 group.update(settings)
         self._tick = (time.time(), self.images_seen)
+        dataset = getattr(getattr(self.trainer, "datamodule", None), "dataset", None)
+        labels = getattr(dataset, "labels", None) if self.hparams["label_dim"] else None
+        self._label_table = torch.as_tensor(labels, device=self.device) if labels is not None else None
 
     def training_step(self, batch, batch_idx):
         real, real_c = batch
@@ -186,23 +193,27 @@ class StyleGAN2(pl.LightningModule):
         for optimizer in (opt_g, opt_d):
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * stage.lr_scale
+        self._reset_optimizers_for_new_layers(stage, (opt_g, opt_d))
         real = self._reals_at(real, stage)
         batch_size = real.shape[0]
-        gen_c = real_c[torch.randperm(batch_size, device=real.device)] if real_c is not None else None
         path_length, r1 = self.regularizer(PathLength), self.regularizer(R1)
 
         # G main (+ path length when not lazy): maximize D's logits for generated images.
         self.toggle_optimizer(opt_g)
-        fake, ws = self._generate(batch_size, gen_c, stage)
+        z, gen_c = self._latents(batch_size, real_c)
+        fake, ws = self._generate(z, gen_c, stage)
         fake_logits = self.D(fake, gen_c, alpha=stage.alpha)
         loss_g = generator_loss(fake_logits).mean()
         self._record({"Loss/G/loss": loss_g, "Loss/scores/fake": fake_logits.mean()})
         if path_length is not None and not path_length.lazy:
+            # NVlabs' Gboth: its own forward of the first batch / batch_shrink latents, one step for both.
+            shrunk = max(batch_size // path_length.batch_shrink, 1)
+            fake, ws = self._generate(z[:shrunk], gen_c[:shrunk] if gen_c is not None else None, stage)
             loss_g = loss_g + self._path_length_loss(path_length, fake, ws)
         self._optimize(opt_g, self.G, loss_g)
         if path_length is not None and path_length.lazy and path_length.due(self.counters["g_steps"]):
             shrunk = max(batch_size // path_length.batch_shrink, 1)
-            fake, ws = self._generate(shrunk, gen_c[:shrunk] if gen_c is not None else None, stage)
+            fake, ws = self._generate(*self._latents(shrunk, real_c), stage)
             loss = self._path_length_loss(path_length, fake, ws) * path_length.loss_scale
             # "+ output * 0" keeps the whole output in the graph, as NVlabs does, so DDP sees it used.
             self._optimize(opt_g, self.G, loss + fake[:, 0, 0, 0].mean() * 0)
@@ -211,8 +222,9 @@ class StyleGAN2(pl.LightningModule):
 
         # D main (+ R1 when not lazy): minimize logits for generated images, maximize for reals.
         self.toggle_optimizer(opt_d)
+        z, gen_c = self._latents(batch_size, real_c)
         with torch.no_grad():
-            fake, _ = self._generate(batch_size, gen_c, stage)
+            fake, _ = self._generate(z, gen_c, stage)
         fake_logits = self.D(fake, gen_c, alpha=stage.alpha)
         r1_now = r1 is not None and not r1.lazy
         real_in = real.detach().requires_grad_(r1_now)
@@ -267,6 +279,7 @@ class StyleGAN2(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["counters"] = dict(self.counters)
+        checkpoint["growth_lod"] = self._lod
         checkpoint["plugins"] = registry.provenance(self.plugins())
         if self.run_config is not None:
             checkpoint["run_config"] = self.run_config
@@ -276,12 +289,35 @@ class StyleGAN2(pl.LightningModule):
             raise ValueError("This checkpoint was not written by lightning-stylegan's StyleGAN2 module "
                              "(it has no 'counters'); pass a checkpoint from `lightning-stylegan fit`.")
         self.counters = {name: int(checkpoint["counters"].get(name, 0)) for name in COUNTERS}
+        self._lod = checkpoint.get("growth_lod")
 
     # ----------------------------------------------------------------- phases
-    def _generate(self, batch_size: int, c: torch.Tensor | None, stage):
-        """Images from G at the growth stage, with style-mixing regularization, and their ws."""
-        z = torch.randn(batch_size, self.G.z_dim, device=self.device)
-        ws = self.G.mix_styles(self.G.mapping(z, c), c, self.hparams["style_mixing_prob"])
+    def _reset_optimizers_for_new_layers(self, stage, optimizers) -> None:
+        """The growth schedule's ``reset_optimizer``: a new floor or ceil of lod clears Adam's state."""
+        lod, previous = self.growth.lod(stage), self._lod
+        self._lod = lod
+        if self.growth.reset_optimizer and previous is not None and \
+                (math.floor(lod) != math.floor(previous) or math.ceil(lod) != math.ceil(previous)):
+            for optimizer in optimizers:
+                optimizer.optimizer.state.clear()
+
+    def _latents(self, count: int, real_c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """z ~ N(0, I) and, for a conditional G, labels drawn at random from the training set's labels
+        (NVlabs draws each phase's from the dataset, so G sees the label distribution of the data);
+        without a data module that holds labels, from the batch's real labels."""
+        z = torch.randn(count, self.G.z_dim, device=self.device)
+        if real_c is None:
+            return z, None
+        table = self._label_table if self._label_table is not None else real_c
+        return z, table[torch.randint(len(table), (count,), device=table.device)]
+
+    def _generate(self, z: torch.Tensor, c: torch.Tensor | None, stage):
+        """Images from G at the growth stage, with style-mixing regularization, and their ws.
+
+        While growing, the crossover is drawn among the styles in use, ``num_ws - 2 floor(lod)``
+        with lod = log2(R / resolution) + 1 - alpha, as NVlabs' StyleGAN and StyleGAN2 (TF) do."""
+        in_use = self.G.num_ws - 2 * int(self.growth.lod(stage))
+        ws = self.G.mix_styles(self.G.mapping(z, c), c, self.hparams["style_mixing_prob"], in_use)
         return self.G.synthesis(ws, resolution=stage.resolution, alpha=stage.alpha), ws
 
     def _reals_at(self, real: torch.Tensor, stage) -> torch.Tensor:
@@ -296,7 +332,7 @@ class StyleGAN2(pl.LightningModule):
 
     def _path_length_loss(self, path_length: PathLength, fake: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
         penalty = path_length.penalty(path_lengths(fake, ws))
-        loss = penalty.mean() * path_length.weight_at(self.hparams["resolution"])
+        loss = penalty.mean() * path_length.weight_at(self.hparams["resolution"], self.G.num_ws)
         self._record({"Loss/pl_penalty": penalty.mean(), "Loss/G/reg": loss})
         return loss
 

@@ -49,8 +49,9 @@ class LazyRegularizer(Callback):
 
     @property
     def adam_ratio(self) -> float:
-        """c = k / (k + 1) for the shared Adam's lr and betas; 1 when not lazy."""
-        return self.interval / (self.interval + 1) if self.lazy else 1.0
+        """c = k / (k + 1) for the shared Adam's lr and betas; 1 for k = 1. Like NVlabs' code, it
+        depends on the interval alone, so it holds with the weight 0 too (config C's G)."""
+        return self.interval / (self.interval + 1) if self.interval > 1 else 1.0
 
 
 class R1(LazyRegularizer):
@@ -80,9 +81,9 @@ class PathLength(LazyRegularizer):
     G steps on ``batch / batch_shrink`` samples, the target ``a`` (``pl_mean``) an exponential
     moving average of the lengths with decay 0.99 (``decay`` 0.01 is its complement).
 
-    ``weight`` is NVlabs' 2.0 by default, or ``"paper"`` for Eq. 5 (``gamma_pl * r^2`` in the
-    resolution-normalized lengths this project measures). The paper's interval is 8;
-    stylegan2-ada-pytorch uses 4.
+    ``weight`` is NVlabs' 2.0 by default, or ``"paper"`` for Eq. 5 (``num_ws * r^2 * gamma_pl`` in
+    the lengths this project measures, see ``weight_at``), which is 2.0 for the StyleGAN2 layouts.
+    The paper's interval is 8; stylegan2-ada-pytorch uses 4.
     """
 
     network = "G"
@@ -102,8 +103,16 @@ class PathLength(LazyRegularizer):
     def enabled(self) -> bool:
         return self.weight == "paper" or self.weight > 0
 
-    def weight_at(self, resolution: int) -> float:
-        return gamma_pl(resolution) * resolution ** 2 if self.weight == "paper" else float(self.weight)
+    def weight_at(self, resolution: int, num_ws: int) -> float:
+        """The weight of the penalty for a generator of ``resolution`` with ``num_ws`` styles.
+
+        Eq. 5's gamma_pl is for y ~ N(0, I) and one w. ``losses.path_lengths`` draws y / r (which
+        divides the squared lengths by r^2) and averages the squared lengths over the ``num_ws``
+        layers' w, where the paper's shared w sums them (dividing by about num_ws), so ``paper``
+        is ``num_ws * r^2 * gamma_pl``: with num_ws = 2 log2 r - 2, exactly NVlabs' 2."""
+        if self.weight == "paper":
+            return num_ws * resolution ** 2 * gamma_pl(resolution)
+        return float(self.weight)
 
     def penalty(self, lengths: torch.Tensor) -> torch.Tensor:
         """Update the target ``a`` with this batch and return ``(lengths - a)^2`` per sample."""
