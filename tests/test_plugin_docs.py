@@ -20,22 +20,15 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from lightning_stylegan import registry
 
 from cli_run import COMMAND, REPO, cli
+from cli_run import TINY as TINY_8PX
 
 DOC = REPO / "docs" / "plugins.md"
 EXAMPLE = re.compile(r"^<!-- example: (?P<package>[\w.-]+) file: (?P<path>[\w./-]+) -->\n"
                      r"```[\w-]*\n(?P<text>.*?)^```$", re.S | re.M)
 KIND_OF_GROUP = {group: kind for kind, group in registry.GROUPS.items()}
 BATCH, RES = 4, 16
-# The quickstart recipe at 16x16 (so that a growth schedule has 8x8 to grow from) with tiny networks.
-TINY = ["--config", "recipes/quickstart.yaml", "--data.resolution", RES, "--data.batch_size", BATCH,
-        "--data.max_images", 64, "--data.val_images", 8,
-        "--model.generator.channel_base", 64, "--model.generator.channel_max", 16,
-        "--model.generator.z_dim", 16, "--model.generator.w_dim", 16,
-        "--model.discriminator.channel_base", 64, "--model.discriminator.channel_max", 16,
-        "--model.discriminator.mbstd_group_size", 2,
-        "--samples.every_kimg", 0.008, "--samples.rows", 2, "--samples.columns", 3,
-        "--checkpoints.every_kimg", 0.016, "--trainer.enable_progress_bar", "false",
-        "--trainer.log_every_n_steps", 1]
+# The tiny quickstart options at 16x16 (so that a growth schedule has 8x8 to grow from).
+TINY = [*TINY_8PX, "--data.resolution", RES, "--trainer.log_every_n_steps", 1]
 TOTAL_KIMG = 0.028  # 7 steps of 4 images
 # The growth example's one option: 16 images (4 steps) at 8x8, then 16x16 fading in over 8 images.
 GROWTH_OPTIONS = '{"kimg_per_resolution": 0.016}'
