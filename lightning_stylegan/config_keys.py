@@ -69,6 +69,8 @@ def check_keys(tree: dict, args: list[str]) -> None:
         if not arg.startswith("--"):
             continue
         key, _, inline = arg[2:].partition("=")
+        if key == "help" or key.endswith(".help"):  # --help, --trainer.callbacks.help CLASS
+            continue
         if key in ("config", "c"):
             value = inline or (args[index] if index < len(args) else "")
             index += 0 if inline else 1

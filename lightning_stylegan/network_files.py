@@ -69,7 +69,13 @@ def _read(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, ... for foreign files
-        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+        # torch's weights_only refusal opens with advice to load unsafely; the reason is further down.
+        cause = next((line for line in lines if "Unsupported" in line or "WeightsUnpickler error" in line), lines[0])
+        if head[:1] not in (b"\x80", b"P"):
+            raise NetworkFileError(f"{path} is not a torch file (it starts with {head!r}): not a lightning-stylegan "
+                                   "checkpoint or exported generator. Give a .ckpt written by `lightning-stylegan "
+                                   "fit` or `convert`") from error
         if head == b"PK\x03\x04":  # torch's zip container, cut off or damaged
             raise NetworkFileError(f"{path} is a truncated or damaged torch file ({cause}); use an earlier "
                                    "checkpoint of the run (the previous kimg*.ckpt)") from error

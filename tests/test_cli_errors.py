@@ -143,3 +143,9 @@ def test_convert_of_an_unknown_file_names_the_formats(tmp_path):
     line = error_line(result)
     assert str(tmp_path / "notes.pkl") in line and "rosinality" in line and "NVlabs" in line
     assert not (tmp_path / "out.ckpt").exists()
+
+
+def test_help_lists_the_options_of_this_project():
+    result = cli("fit", "--help")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--validate_at_end" in result.stdout and "--ticks.kimg" in result.stdout
