@@ -248,10 +248,12 @@ def _worker_error_name(error: Exception) -> str | None:
 
 
 def _one_line(error: Exception) -> str:
+    from jsonargparse import ArgumentError
+
     text = str(error).strip()
     if _worker_error_name(error):  # the original message is the traceback's last line
         text = re.sub(r"^[\w.]+: ", "", text.splitlines()[-1])
-    elif isinstance(error, UsageError) or type(error).__name__ == "ArgumentError":
+    elif isinstance(error, (UsageError, ArgumentError)):
         text = " ".join(line.strip() for line in text.splitlines() if line.strip())
     else:
         text = f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"

@@ -27,7 +27,9 @@ class Generator(nn.Module):
 
     ``G.mapping(z, c)`` -> ws [N, num_ws, w_dim]; ``G.synthesis(ws, noise_mode=...)`` -> images.
     ``topology`` names a generator plugin, ``normalization`` a normalization plugin;
-    ``progressive`` adds a to-RGB layer at every resolution for progressive growing.
+    ``progressive`` adds a to-RGB layer at every resolution for progressive growing. The mapping
+    network is the topology's ``mapping_class`` (a ``MappingNetwork`` subclass; the default when
+    the plugin names none).
     """
 
     def __init__(self, img_resolution: int = 256, img_channels: int = 3, z_dim: int = 512,
@@ -52,8 +54,9 @@ class Generator(nn.Module):
                                          use_noise=use_noise, conv_clamp=conv_clamp,
                                          progressive=progressive)
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, num_layers=mapping_layers,
-                                      lr_multiplier=mapping_lr_multiplier, w_avg_beta=w_avg_beta)
+        mapping_class = getattr(synthesis_class, "mapping_class", MappingNetwork)
+        self.mapping = mapping_class(z_dim, c_dim, w_dim, self.num_ws, num_layers=mapping_layers,
+                                     lr_multiplier=mapping_lr_multiplier, w_avg_beta=w_avg_beta)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1,
                 truncation_cutoff: int | None = None, noise_mode: str = "random",

@@ -196,3 +196,24 @@ def test_forward_until_runs_the_layers_up_to_the_last_one_only(normalization):
     assert sorted(early) == [0, 1, 2]
     assert all(torch.equal(early[i], full[i]) for i in early)
     assert no_hooks_left(G)
+
+
+@pytest.mark.parametrize("normalization", ["adain", "pixel", "pin"])
+def test_stylegan1_layer_0_is_the_epilogue_on_the_constant(normalization):
+    """StyleGAN v1 (``stylegan1``): layer 0 is the layer epilogue on the 4x4 constant (style 0),
+    layer 1 the 4x4 conv (style 1), then two layers per resolution; the hooks see the manual chain."""
+    G = tiny_G(normalization, "stylegan1")
+    layers = synthesis_layers(G)
+    assert [layer.name for layer in layers] == ["synthesis.b4.const_epilogue"] + EXPECTED_NAMES
+    assert [layer.resolution for layer in layers] == [4, 4, 8, 8, 16, 16]
+    assert [layer.channels for layer in layers] == [16, 16, 16, 16, 8, 8]
+    assert len(layers) == G.num_ws and all("normalized" in layer.points for layer in layers)
+    ws = ws_of(G)
+    with read_features(G, layers, "output") as maps:
+        G.synthesis(ws, noise_mode="const")
+    x = G.synthesis.b4.const.unsqueeze(0).repeat(2, 1, 1, 1)
+    for layer in layers:
+        x = layer.module(x, ws[:, layer.index], noise_mode="const")
+        torch.testing.assert_close(maps[layer.index], x, rtol=0, atol=0)
+    assert find_layer(G, 0).name == "synthesis.b4.const_epilogue" and find_layer(G, "b4.conv1").index == 1
+    assert no_hooks_left(G)

@@ -51,11 +51,11 @@ CONFIG_E = "stylegan2/config-e.yaml"
 BASELINE = {
     "trainer.devices": 8, "trainer.strategy": "ddp", "trainer.precision": "32-true",
     "data.path": None, "data.resolution": 1024, "data.channels": 3, "data.batch_size": 4, "data.xflip": True,
-    "model.generator.topology": "original", "model.generator.normalization": "adain",
+    "model.generator.topology": "stylegan1", "model.generator.normalization": "adain",
     "model.generator.z_dim": 512, "model.generator.w_dim": 512, "model.generator.mapping_layers": 8,
     "model.generator.mapping_lr_multiplier": 0.01, "model.generator.channel_base": 16384,
     "model.generator.channel_max": 512, "model.generator.use_noise": True,
-    "model.discriminator.topology": "original", "model.discriminator.channel_base": 16384,
+    "model.discriminator.topology": "stylegan1", "model.discriminator.channel_base": 16384,
     "model.discriminator.channel_max": 512, "model.discriminator.mbstd_group_size": 4,
     "model.g_lr": 0.001, "model.d_lr": 0.001, "model.betas": [0.0, 0.99], "model.eps": 1e-8,
     "model.style_mixing_prob": 0.9, "model.ema_kimg": 10.0, "model.ema_rampup": None, "model.total_kimg": 25000,
@@ -67,10 +67,13 @@ BASELINE = {
 }
 # recipe: (its parent, what the paper changes). trainer.default_root_dir differs everywhere.
 CHANGES = {
-    "stylegan2/config-b.yaml": (CONFIG_A, {"model.generator.normalization": "demod"}),
+    # B: weight demodulation, in the TF code's revised v1 networks (G_synthesis_stylegan_revised, D_stylegan).
+    "stylegan2/config-b.yaml": (CONFIG_A, {"model.generator.normalization": "demod",
+                                           "model.generator.topology": "revised",
+                                           "model.discriminator.topology": "revised"}),
     # NVlabs' lazy_regularization: R1 every 16 D steps, and G's Adam adjusted for G_reg_interval 4.
     "stylegan2/config-c.yaml": ("stylegan2/config-b.yaml", {"r1.interval": 16, "path_length.interval": 4}),
-    "stylegan2/config-d.yaml": ("stylegan2/config-c.yaml", {"path_length.weight": 2.0, "path_length.interval": 8}),
+    "stylegan2/config-d.yaml": ("stylegan2/config-c.yaml", {"path_length.weight": 2.0}),  # G_reg_interval 4
     CONFIG_E: ("stylegan2/config-d.yaml", {
         "model.growth": "none", "model.growth_options": None, "model.generator.topology": "skip",
         "model.discriminator.topology": "residual", "model.g_lr": 0.002, "model.d_lr": 0.002, "r1.gamma": 100.0}),

@@ -14,8 +14,8 @@ from lightning_stylegan import registry
 
 BUILT_INS = {
     "normalization": {"adain", "pixel", "pin", "demod", "modulate", "none"},
-    "generator": {"original", "skip", "residual"},
-    "discriminator": {"original", "skip", "residual"},
+    "generator": {"original", "skip", "residual", "revised", "stylegan1"},
+    "discriminator": {"original", "skip", "residual", "revised", "stylegan1"},
     "growth": {"none"},
 }
 

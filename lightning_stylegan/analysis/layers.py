@@ -3,12 +3,15 @@ that read or replace their feature maps.
 
 Layer 0 is the first 4x4 convolution (``synthesis.b4.conv1``), then ``b8.conv0``, ``b8.conv1``,
 ``b16.conv0``, ... (004_738a47e1aec6d700.txt Section 4.1: layers 0, 1, 3 of StyleGAN2 have
-outputs of 4x4, 8x8 and 16x16). To-RGB layers and residual skips are not counted.
+outputs of 4x4, 8x8 and 16x16). To-RGB layers and residual skips are not counted. The
+``stylegan1`` topology has one layer more, first: layer 0 is the layer epilogue applied to the 4x4
+constant (``b4.const_epilogue``, style 0), layer 1 the 4x4 conv (``b4.conv1``), and so on.
 
 A style layer is found by walking the modules of each synthesis block in resolution order: an
 instance of ``ModulatedStyleLayer`` or ``NormalizedStyleLayer`` (every built-in and
 ``FeatureNormalization`` plugin), or of any class with ``is_style_layer = True`` (a plugin's own
-layer, which then needs ``resolution`` and an out-channels-first ``weight``); style layers nested
+layer, which then needs ``resolution`` and an out-channels-first ``weight`` or an ``out_channels``
+attribute); style layers nested
 inside a style layer belong to it. Tap points:
 
 * ``output``: what the layer returns (after the activation for StyleGAN2 layers; after the style
@@ -71,8 +74,9 @@ def synthesis_layers(G: nn.Module) -> list[SynthesisLayer]:
                 continue
             inside.append(path)
             points = ("output", "activation") + (("normalized",) if _norm(module) is not None else ())
+            channels = getattr(module, "out_channels", None) or module.weight.shape[0]
             layers.append(SynthesisLayer(len(layers), names[id(module)], int(module.resolution),
-                                         int(module.weight.shape[0]), points, module))
+                                         int(channels), points, module))
     if not layers:
         raise ValueError(f"{type(synthesis).__name__} has no style layers; a plugin layer class must "
                          "subclass a lightning_stylegan.nn.style_layers class or set is_style_layer = True")

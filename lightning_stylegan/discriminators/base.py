@@ -56,16 +56,18 @@ class DiscriminatorEpilogue(nn.Module):
 
     def __init__(self, in_channels: int, cmap_dim: int, img_channels: int, has_fromrgb: bool,
                  mbstd_group_size: int | None = 4, mbstd_num_channels: int = 1,
-                 activation: str = "lrelu", conv_clamp: float | None = None, resolution: int = 4):
+                 activation: str = "lrelu", conv_clamp: float | None = None, resolution: int = 4,
+                 fc_channels: int | None = None, out_features: int | None = None):
         super().__init__()
         self.in_channels, self.cmap_dim, self.resolution = in_channels, cmap_dim, resolution
+        fc_channels = in_channels if fc_channels is None else fc_channels
         if has_fromrgb:
             self.fromrgb = EqualizedConv2d(img_channels, in_channels, kernel_size=1, activation=activation)
         self.mbstd = MinibatchStd(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels else None
         self.conv = EqualizedConv2d(in_channels + mbstd_num_channels, in_channels, kernel_size=3,
                                     activation=activation, conv_clamp=conv_clamp)
-        self.fc = EqualizedLinear(in_channels * resolution ** 2, in_channels, activation=activation)
-        self.out = EqualizedLinear(in_channels, cmap_dim or 1)
+        self.fc = EqualizedLinear(in_channels * resolution ** 2, fc_channels, activation=activation)
+        self.out = EqualizedLinear(fc_channels, out_features or cmap_dim or 1)
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None,
                 cmap: torch.Tensor | None) -> torch.Tensor:
@@ -104,7 +106,7 @@ class Discriminator(nn.Module):
         self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
         self.progressive = progressive
         self.block_resolutions = block_resolutions(img_resolution)[:0:-1]  # R, ..., 8
-        ch = {res: channels_at(res, channel_base, channel_max) for res in self.block_resolutions + [4]}
+        ch = {res: channels_at(res, channel_base, channel_max) for res in self.block_resolutions + [4, 2]}
         cmap_dim = (ch[4] if cmap_dim is None else cmap_dim) if c_dim else 0
         for res in self.block_resolutions:
             in_channels = ch[res] if res < img_resolution else 0
@@ -112,17 +114,31 @@ class Discriminator(nn.Module):
                 in_channels, ch[res], ch[res // 2], resolution=res, img_channels=img_channels,
                 has_fromrgb=progressive or self.has_fromrgb(res, img_resolution), resample_filter=resample_filter,
                 conv_clamp=conv_clamp))
+        self.build_head(ch, c_dim, cmap_dim, mapping_layers, img_channels=img_channels,
+                        has_fromrgb=self.has_fromrgb(4, img_resolution), mbstd_group_size=mbstd_group_size,
+                        mbstd_num_channels=mbstd_num_channels, conv_clamp=conv_clamp)
+
+    def build_head(self, channels: dict[int, int], c_dim: int, cmap_dim: int, mapping_layers: int,
+                   **epilogue_options) -> None:
+        """The 4x4 epilogue ``b4`` and, for labels, StyleGAN2's projection: ``mapping`` embeds c
+        into ``cmap_dim`` features."""
         if c_dim:
             self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None,
                                           num_layers=mapping_layers, w_avg_beta=None)
-        self.b4 = DiscriminatorEpilogue(
-            ch[4], cmap_dim, img_channels, has_fromrgb=self.has_fromrgb(4, img_resolution),
-            mbstd_group_size=mbstd_group_size, mbstd_num_channels=mbstd_num_channels,
-            conv_clamp=conv_clamp)
+        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim, **epilogue_options)
 
-    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, alpha: float = 1.0) -> torch.Tensor:
-        """Logits for images at the full resolution or, when progressive, at a lower stage of
-        growth (the image size selects it), the newest block faded in by ``alpha``."""
+    def head(self, x: torch.Tensor | None, img: torch.Tensor | None, c: torch.Tensor | None) -> torch.Tensor:
+        """Logits from the features entering the 4x4 epilogue (the counterpart of ``build_head``)."""
+        cmap = self.mapping(None, c) if self.c_dim else None
+        return self.b4(x, img, cmap)
+
+    def downsample_image(self, img: torch.Tensor, block: DiscriminatorBlock) -> torch.Tensor:
+        """2x down-sampling of the image for the lower-resolution path of a fade: ``block``'s FIR filter."""
+        return downsample2d(img, block.resample_filter)
+
+    def check_input(self, img: torch.Tensor, alpha: float) -> None:
+        """Refuses an image size that is no stage of this discriminator, and alpha < 1 where
+        nothing fades."""
         resolution = img.shape[-1]
         stages = [res for res in self.block_resolutions if self.progressive or res == self.img_resolution]
         if img.ndim != 4 or img.shape[1] != self.img_channels or img.shape[2] != resolution \
@@ -132,14 +148,28 @@ class Discriminator(nn.Module):
                              f"with R = {sizes}, got {tuple(img.shape)}")
         if not 0 <= alpha <= 1 or (alpha < 1 and (not self.progressive or resolution == 8)):
             raise ValueError(f"alpha < 1 needs a progressive discriminator above 8x8, got {alpha} at {resolution}")
+
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, alpha: float = 1.0) -> torch.Tensor:
+        """Logits for images at the full resolution or, when progressive, at a lower stage of
+        growth (the image size selects it), the newest block faded in by ``alpha``."""
+        self.check_input(img, alpha)
+        resolution = img.shape[-1]
         source, x = img, None
         for res in self.block_resolutions:
             if res > resolution:
                 continue
             block = getattr(self, f"b{res}")
             if alpha < 1 and res == resolution // 2:
-                img = downsample2d(source, block.resample_filter)
+                img = self.downsample_image(source, block)
                 x = self.fade_in(x, block, img, alpha)
             x, img = block(x, img)
-        cmap = self.mapping(None, c) if self.c_dim else None
-        return self.b4(x, img, cmap)
+        return self.head(x, img, c)
+
+
+def label_switch(scores: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    """StyleGAN v1's conditioning (Mescheder et al. 2018, as NVlabs' TF ``D_basic`` / ``D_stylegan``):
+    one score per class [N, c_dim], the (one-hot) label's selected: ``sum(scores * c)`` [N, 1]."""
+    if c is None or c.ndim != 2 or c.shape != scores.shape:
+        raise ValueError(f"This discriminator is conditional: c must have shape {list(scores.shape)}, "
+                         f"got {None if c is None else list(c.shape)}")
+    return (scores * c.to(scores.dtype)).sum(dim=1, keepdim=True)

@@ -13,7 +13,9 @@ Figure 7) and NVlabs' stylegan2-ada-pytorch parameter naming:
 
 For progressive growing (``progressive=True``) every block has a to-RGB layer, and
 ``forward(ws, resolution=R, alpha=a)`` runs the blocks up to R and fades the newest one in:
-``lerp(upsample(image at R/2), image at R, a)`` (PGGAN Section 3; StyleGAN2 configs A-D).
+``lerp(upsample(image at R/2), image at R, a)`` (PGGAN Section 3; StyleGAN2 configs A-D). The
+image re-sampling of the fade, and of the reals the training loop fades alike, is
+``upsample_image`` / ``downsample_image`` (FIR [1,3,3,1] by default; a topology may override them).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..nn.filters import DEFAULT_FILTER, setup_filter, upsample2d
+from ..nn.filters import DEFAULT_FILTER, downsample2d, setup_filter, upsample2d
 from ..nn.noise import NOISE_MODES
 
 MIN_RESOLUTION, MAX_RESOLUTION = 4, 1024
@@ -155,8 +157,16 @@ class SynthesisNetwork(nn.Module):
             low = img if fading_out else low
             w_idx += block.num_conv
         if alpha < 1:
-            img = torch.lerp(upsample2d(low, self.b4.resample_filter), img, alpha)
+            img = torch.lerp(self.upsample_image(low), img, alpha)
         return img
+
+    def upsample_image(self, img: torch.Tensor) -> torch.Tensor:
+        """2x up-sampling of an image for progressive fades: the FIR filter of ``b4``."""
+        return upsample2d(img, self.b4.resample_filter)
+
+    def downsample_image(self, img: torch.Tensor) -> torch.Tensor:
+        """2x down-sampling of an image (the reals of a growth stage): the FIR filter of ``b4``."""
+        return downsample2d(img, self.b4.resample_filter)
 
     def _check_stage(self, resolution: int, alpha: float) -> None:
         if resolution not in self.block_resolutions:

@@ -31,27 +31,40 @@ class MappingNetwork(nn.Module):
         layer_features = w_dim if layer_features is None else layer_features
         features = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
         if c_dim:
-            self.embed = EqualizedLinear(c_dim, embed_features)
+            self.embed = self.make_embedding(c_dim, embed_features)
         for idx in range(num_layers):
-            self.add_module(f"fc{idx}", EqualizedLinear(features[idx], features[idx + 1],
-                                                        activation=activation, lr_multiplier=lr_multiplier))
+            self.add_module(f"fc{idx}", self.make_layer(features[idx], features[idx + 1], activation, lr_multiplier))
         if num_ws is not None and w_avg_beta is not None:
             self.register_buffer("w_avg", torch.zeros(w_dim))
 
-    def forward(self, z: torch.Tensor | None, c: torch.Tensor | None = None, truncation_psi: float = 1,
-                truncation_cutoff: int | None = None, update_w_avg: bool = True) -> torch.Tensor:
+    def make_embedding(self, c_dim: int, features: int) -> nn.Module:
+        """The label embedding: an equalized-lr linear layer with bias."""
+        return EqualizedLinear(c_dim, features)
+
+    def make_layer(self, in_features: int, out_features: int, activation: str, lr_multiplier: float) -> nn.Module:
+        """One mapping layer: ``gain * act(x @ (W * lr_mul / sqrt(in)).T + b * lr_mul)``."""
+        return EqualizedLinear(in_features, out_features, activation=activation, lr_multiplier=lr_multiplier)
+
+    def check_inputs(self, z: torch.Tensor | None, c: torch.Tensor | None) -> None:
+        if self.z_dim and (z is None or z.ndim != 2 or z.shape[1] != self.z_dim):
+            raise ValueError(f"z must have shape [N, {self.z_dim}], got {None if z is None else tuple(z.shape)}")
+        if self.c_dim and (c is None or c.ndim != 2 or c.shape[1] != self.c_dim):
+            raise ValueError(f"This network is conditional: c must have shape [N, {self.c_dim}], "
+                             f"got {None if c is None else tuple(c.shape)}")
+
+    def embed_inputs(self, z: torch.Tensor | None, c: torch.Tensor | None) -> torch.Tensor:
+        """The first layer's input: z and the embedded label, each normalized, concatenated."""
         parts = []
         if self.z_dim:
-            if z is None or z.ndim != 2 or z.shape[1] != self.z_dim:
-                raise ValueError(f"z must have shape [N, {self.z_dim}], got "
-                                 f"{None if z is None else tuple(z.shape)}")
             parts.append(normalize_2nd_moment(z.to(torch.float32)))
         if self.c_dim:
-            if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
-                raise ValueError(f"This network is conditional: c must have shape [N, {self.c_dim}], "
-                                 f"got {None if c is None else tuple(c.shape)}")
             parts.append(normalize_2nd_moment(self.embed(c.to(torch.float32))))
-        x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+    def forward(self, z: torch.Tensor | None, c: torch.Tensor | None = None, truncation_psi: float = 1,
+                truncation_cutoff: int | None = None, update_w_avg: bool = True) -> torch.Tensor:
+        self.check_inputs(z, c)
+        x = self.embed_inputs(z, c)
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
         x = x.float()  # w stays float32 under autocast, like w_avg

@@ -21,7 +21,6 @@ from .. import registry
 from ..errors import ConfigError
 from ..network_files import COUNTERS, NetworkFileError, load_networks, load_state
 from ..networks import Generator, build_discriminator
-from ..nn.filters import downsample2d, upsample2d
 from ..nn.norms import apply_constraints
 from ..plugin_options import bind_options
 from .ema import ema_beta, update_ema
@@ -322,12 +321,13 @@ class StyleGAN2(pl.LightningModule):
 
     def _reals_at(self, real: torch.Tensor, stage) -> torch.Tensor:
         """Reals at the stage's resolution, faded like the fakes: while alpha < 1, a blend of the
-        image and its up-sampled half-resolution version (PGGAN Section 3)."""
-        f = self.G.synthesis.b4.resample_filter
+        image and its up-sampled half-resolution version (PGGAN Section 3), re-sampled as the
+        synthesis network's own fade is (``downsample_image`` / ``upsample_image``)."""
+        synthesis = self.G.synthesis
         while real.shape[-1] > stage.resolution:
-            real = downsample2d(real, f)
+            real = synthesis.downsample_image(real)
         if stage.alpha < 1:
-            real = torch.lerp(upsample2d(downsample2d(real, f), f), real, stage.alpha)
+            real = torch.lerp(synthesis.upsample_image(synthesis.downsample_image(real)), real, stage.alpha)
         return real
 
     def _path_length_loss(self, path_length: PathLength, fake: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
