@@ -1,20 +1,24 @@
 """Training and inference throughput of the StyleGAN2 configuration on this machine.
 
 Training: real ``Trainer`` steps of ``StyleGAN2`` (G main + D main every step, path length every 4
-G steps, R1 every 16 D steps, style mixing, EMA), timed after warm-up, in images per second.
-Inference: ``G_ema(z)`` with constant noise, no grad, in images per second.
+G steps, R1 every 16 D steps, style mixing, EMA), timed after warm-up, in images per second, at
+``--precision`` (``32-true`` or ``bf16-mixed``). Inference: ``G_ema(z)`` with constant noise, no
+grad, in images per second with the fused (grouped) and the non-fused modulated conv. Peak RSS
+(``ru_maxrss``) after training and at the end.
 
     python benchmarks/train_step.py [--resolution 32] [--channel-base 4096] [--channel-max 128]
-        [--batch 8] [--infer-batch 32] [--steps 64] [--json out.json]
+        [--z-dim 512] [--w-dim 512] [--mapping-layers 8] [--batch 8] [--infer-batch 32]
+        [--steps 64] [--precision 32-true] [--threads N] [--json out.json]
 
-Defaults: the comparison configuration (32x32, channel_base 4096, channel_max 128, z = w = 512,
-8 mapping layers, demod + skip G + residual D). NVlabs' stylegan2-ada-pytorch measured on the same
-machine type: about 10.8 img/s training and 67 img/s inference.
+Defaults: the comparison configuration of issue 13 (32x32, channel_base 4096, channel_max 128,
+z = w = 512, 8 mapping layers, demod + skip G + residual D). Compare with NVlabs' code only side
+by side, in one run on one machine (the session notes give both figures).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import time
 import warnings
 
@@ -48,6 +52,7 @@ def train_throughput(model: StyleGAN2, args) -> float:
     loader = DataLoader(TensorDataset(images, torch.zeros(len(images), 0)), batch_size=args.batch)
     timer = StepTimer(args.warmup)
     trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=-1, max_epochs=1, logger=False,
+                         precision=args.precision,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          callbacks=[R1(gamma=1.0, interval=16), PathLength(interval=4), timer],
                          log_every_n_steps=10 ** 9)
@@ -56,13 +61,19 @@ def train_throughput(model: StyleGAN2, args) -> float:
 
 
 @torch.no_grad()
-def infer_throughput(G, batch: int, repeats: int) -> float:
+def infer_throughput(G, batch: int, repeats: int, fused_modconv: bool, precision: str) -> float:
     z = torch.randn(batch, G.z_dim)
-    G(z, noise_mode="const")  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
-        G(z, noise_mode="const")
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision.startswith("bf16")):
+        G(z, noise_mode="const", fused_modconv=fused_modconv)  # warm-up
+        start = time.perf_counter()
+        for _ in range(repeats):
+            G(z, noise_mode="const", fused_modconv=fused_modconv)
     return batch * repeats / (time.perf_counter() - start)
+
+
+def peak_rss_mib() -> float:
+    """The process's peak resident set size so far (Linux reports ru_maxrss in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def main() -> None:
@@ -71,6 +82,10 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=3)
     parser.add_argument("--channel-base", type=int, default=4096)
     parser.add_argument("--channel-max", type=int, default=128)
+    parser.add_argument("--z-dim", type=int, default=512)
+    parser.add_argument("--w-dim", type=int, default=512)
+    parser.add_argument("--mapping-layers", type=int, default=8)
+    parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--infer-batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=64, help="timed training steps (after --warmup)")
@@ -85,11 +100,17 @@ def main() -> None:
     torch.manual_seed(0)
     model = StyleGAN2(
         resolution=args.resolution, channels=args.channels,
-        generator=GeneratorOptions(channel_base=args.channel_base, channel_max=args.channel_max),
+        generator=GeneratorOptions(z_dim=args.z_dim, w_dim=args.w_dim, mapping_layers=args.mapping_layers,
+                                   channel_base=args.channel_base, channel_max=args.channel_max),
         discriminator=DiscriminatorOptions(channel_base=args.channel_base, channel_max=args.channel_max))
+    train = train_throughput(model, args)
+    rss_train = peak_rss_mib()
+    infer = {fused: infer_throughput(model.G_ema, args.infer_batch, args.infer_repeats, fused, args.precision)
+             for fused in (True, False)}
     result = {
-        "train_img_per_s": round(train_throughput(model, args), 2),
-        "infer_img_per_s": round(infer_throughput(model.G_ema, args.infer_batch, args.infer_repeats), 2),
+        "train_img_per_s": round(train, 2),
+        "infer_fused_img_per_s": round(infer[True], 2), "infer_unfused_img_per_s": round(infer[False], 2),
+        "peak_rss_train_mib": rss_train, "peak_rss_mib": peak_rss_mib(),
         "config": {k: v for k, v in vars(args).items() if k != "json"},
         "torch": torch.__version__, "threads": torch.get_num_threads(),
     }

@@ -14,7 +14,8 @@ class GeneratorOptions:
     """Keyword arguments of ``lightning_stylegan.networks.Generator``.
 
     Args:
-        topology: generator plugin name (``original``, ``skip``, ``residual``, or an installed plugin).
+        topology: generator plugin name (``original``, ``skip``, ``residual``, ``revised``,
+            ``stylegan1``, or an installed plugin).
         normalization: normalization plugin name (``adain``, ``pixel``, ``pin``, ``demod``, ``modulate``, ``none``, ...).
         z_dim: dimensionality of the latent z.
         w_dim: dimensionality of the intermediate latent w.
@@ -45,7 +46,8 @@ class DiscriminatorOptions:
     """Keyword arguments of ``lightning_stylegan.networks.build_discriminator``.
 
     Args:
-        topology: discriminator plugin name (``original``, ``skip``, ``residual``, or an installed plugin).
+        topology: discriminator plugin name (``original``, ``skip``, ``residual``, ``revised``,
+            ``stylegan1``, or an installed plugin).
         channel_base: feature maps at resolution r are ``min(channel_base // r, channel_max)``.
         channel_max: the most feature maps of any layer.
         mbstd_group_size: samples per minibatch-stddev group (must divide the batch), None = whole batch.
