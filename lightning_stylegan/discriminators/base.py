@@ -26,6 +26,7 @@ from torch import nn
 from ..generators.base import block_resolutions, channels_at
 from ..nn.filters import DEFAULT_FILTER, downsample2d, setup_filter
 from ..nn.layers import EqualizedConv2d, EqualizedLinear
+from ..nn.memory_format import to_preferred_memory_format
 from ..nn.mapping import MappingNetwork
 from ..nn.minibatch_std import MinibatchStd
 
@@ -154,6 +155,7 @@ class Discriminator(nn.Module):
         growth (the image size selects it), the newest block faded in by ``alpha``."""
         self.check_input(img, alpha)
         resolution = img.shape[-1]
+        img = to_preferred_memory_format(img)
         source, x = img, None
         for res in self.block_resolutions:
             if res > resolution:

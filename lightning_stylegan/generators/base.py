@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..nn.filters import DEFAULT_FILTER, downsample2d, setup_filter, upsample2d
+from ..nn.memory_format import to_preferred_memory_format
 from ..nn.noise import NOISE_MODES
 
 MIN_RESOLUTION, MAX_RESOLUTION = 4, 1024
@@ -77,7 +78,7 @@ class SynthesisBlock(nn.Module):
     def input(self, x: torch.Tensor | None, batch_size: int) -> torch.Tensor:
         """The block's input: the learned constant for ``b4``, else the previous features."""
         if self.in_channels == 0:
-            return self.const.unsqueeze(0).repeat(batch_size, 1, 1, 1)
+            return to_preferred_memory_format(self.const.unsqueeze(0).repeat(batch_size, 1, 1, 1))
         expected = (self.in_channels, self.resolution // 2, self.resolution // 2)
         if tuple(x.shape[1:]) != expected:
             raise ValueError(f"Block b{self.resolution} expects features of shape [N, *{expected}], "

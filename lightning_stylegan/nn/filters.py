@@ -32,40 +32,61 @@ def _padding4(padding: int | Sequence[int]) -> tuple[int, int, int, int]:
     return tuple(padding)  # (before, after) along x, then along y
 
 
-def _fir1d(x: torch.Tensor, taps: torch.Tensor, dim: int) -> torch.Tensor:
-    """Valid 1-D convolution of ``x`` along ``dim`` with ``taps``, as a sum of shifted slices
-    (several times faster on CPU than a depthwise ``conv2d``, and twice differentiable)."""
-    length = x.shape[dim] - taps.numel() + 1
-    flipped = taps.flip(0).to(x.dtype)
-    out = x.narrow(dim, 0, length) * flipped[0]
-    for k in range(1, taps.numel()):
-        out = out + x.narrow(dim, k, length) * flipped[k]
-    return out
+def _depthwise_upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int, down: int,
+                         padding: tuple[int, int, int, int]) -> torch.Tensor:
+    """upfirdn2d as one depthwise convolution: transposed with stride ``up`` when up-sampling, so
+    the inserted zeros are never multiplied, strided when down-sampling, so only the kept pixels
+    are computed."""
+    channels = x.shape[1]
+    x0, x1, y0, y1 = padding
+    kh, kw = f.shape
+    weight = f.to(x.dtype)[None, None].expand(channels, 1, kh, kw)
+    if up > 1:
+        # conv_transpose2d with the unflipped filter = zero insertion + full convolution; the
+        # padding then crops or extends the full result (length (n - 1) up + k) on each side.
+        x = F.conv_transpose2d(x, weight, stride=up, groups=channels)
+        x = F.pad(x, [x0 - (kw - 1), x1 + up - kw, y0 - (kh - 1), y1 + up - kh])
+        return x[:, :, ::down, ::down] if down > 1 else x
+    if x0 == x1 and y0 == y1 and x0 >= 0 and y0 >= 0:
+        return F.conv2d(x, weight.flip([2, 3]), stride=down, padding=(y0, x0), groups=channels)
+    return F.conv2d(F.pad(x, [x0, x1, y0, y1]), weight.flip([2, 3]), stride=down, groups=channels)
+
+
+class _UpFirDn2d(torch.autograd.Function):
+    """upfirdn2d whose gradient is again an upfirdn2d -- the filter flipped, up and down swapped,
+    the padding that restores the input size -- so its backward and double backward (R1, path
+    length) run the same fast depthwise convolution as its forward; torch's generic convolution
+    double backward is several times slower (benchmarks/fir.py)."""
+
+    @staticmethod
+    def forward(ctx, x, f, up, down, padding):
+        ctx.save_for_backward(f)
+        ctx.up, ctx.down, ctx.padding, ctx.size = up, down, padding, x.shape[2:]
+        return _depthwise_upfirdn2d(x, f, up, down, padding)
+
+    @staticmethod
+    def backward(ctx, grad):
+        f, = ctx.saved_tensors
+        adjoint = []
+        for size, k, (before, after) in ((ctx.size[1], f.shape[1], ctx.padding[:2]),
+                                          (ctx.size[0], f.shape[0], ctx.padding[2:])):
+            length = size * ctx.up + before + after - k + 1  # before keeping every down-th
+            kept = -(-length // ctx.down)
+            adjoint += [k - 1 - before, length - kept * ctx.down + k - 1 - after]
+        return _UpFirDn2d.apply(grad, f.flip([0, 1]), ctx.down, ctx.up, tuple(adjoint)), None, None, None, None
 
 
 def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 1,
               padding: int | Sequence[int] = 0, gain: float = 1) -> torch.Tensor:
     """Per channel: insert ``up - 1`` zeros after each pixel, pad (negative = crop), convolve with
-    the 2-D FIR filter ``f`` times ``gain``, keep every ``down``-th pixel.
+    the 2-D FIR filter ``f`` [kh, kw] times ``gain``, keep every ``down``-th pixel.
 
-    ``f`` must be separable, ``f = outer(taps_y, taps_x)``, as every filter ``setup_filter`` makes
-    is; it is applied as two 1-D passes. ``padding`` is one int (all sides), ``(before, after)``
-    (the same on both axes), or ``(x_before, x_after, y_before, y_after)``.
+    ``padding`` is one int (all sides), ``(before, after)`` (the same on both axes), or
+    ``(x_before, x_after, y_before, y_after)``.
     """
-    n, c, h, w = x.shape
-    if up > 1:
-        x = x.reshape(n, c, h, 1, w, 1)
-        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1]).reshape(n, c, h * up, w * up)
-    x = F.pad(x, list(_padding4(padding)))
-    if f is not None:
-        # For f = outer(a, b): f.sum(0) = sum(a) b and f.sum(1) = a sum(b) / f.sum() = a / sum(a).
-        x = _fir1d(x, f.sum(dim=0) * gain, dim=3)
-        x = _fir1d(x, f.sum(dim=1) / f.sum(), dim=2)
-    elif gain != 1:
-        x = x * gain
-    if down > 1:
-        x = x[:, :, ::down, ::down]
-    return x
+    if f is None:
+        f = torch.ones(1, 1, device=x.device)
+    return _UpFirDn2d.apply(x, f * gain, up, down, _padding4(padding))
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
