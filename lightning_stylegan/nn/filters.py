@@ -105,30 +105,34 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2) -> torch.Tenso
 
 
 def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1,
-                    down: int = 1, padding: int = 0, groups: int = 1) -> torch.Tensor:
-    """Convolution with optional 2x FIR up- or down-sampling; ``padding`` refers to the
-    up-sampled image.
+                    down: int = 1, padding: int = 0, groups: int = 1,
+                    bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Convolution with optional 2x FIR up- or down-sampling, plus ``bias``; ``padding`` refers
+    to the up-sampled image.
 
     Down-sampling filters first and then convolves with stride ``down``. Up-sampling applies ``w``
     as a transposed convolution (the weight is *not* flipped, matching NVlabs' ``flip_weight=False``
-    for up-sampling layers, so converted weights keep their meaning) and then filters.
+    for up-sampling layers, so converted weights keep their meaning) and then filters. The bias
+    rides in the last convolution where there is one (no separate pass over the output).
     """
     if up > 1 and down > 1:
         raise ValueError("conv2d_resample does either up- or down-sampling, not both")
     kw = w.shape[-1]
     if up == 1 and down == 1:
-        return F.conv2d(x, w, padding=padding, groups=groups)
+        return F.conv2d(x, w, bias, padding=padding, groups=groups)
     fk = f.shape[-1]
     if down > 1:
         p0, p1 = padding + (fk - down + 1) // 2, padding + (fk - down) // 2
         if kw == 1:
-            return F.conv2d(upfirdn2d(x, f, down=down, padding=(p0, p1)), w, groups=groups)
-        return F.conv2d(upfirdn2d(x, f, padding=(p0, p1)), w, stride=down, groups=groups)
+            return F.conv2d(upfirdn2d(x, f, down=down, padding=(p0, p1)), w, bias, groups=groups)
+        return F.conv2d(upfirdn2d(x, f, padding=(p0, p1)), w, bias, stride=down, groups=groups)
     p0, p1 = padding + (fk + up - 1) // 2, padding + (fk - up) // 2
     if kw == 1:
-        return upfirdn2d(F.conv2d(x, w, groups=groups), f, up=up, padding=(p0, p1), gain=up ** 2)
-    out_channels, in_per_group = w.shape[0], w.shape[1]
-    w = w.reshape(groups, out_channels // groups, in_per_group, kw, kw).transpose(1, 2)
-    w = w.reshape(groups * in_per_group, out_channels // groups, kw, kw)
-    x = F.conv_transpose2d(x, w, stride=up, groups=groups)
-    return upfirdn2d(x, f, padding=(p0 - (kw - 1), p1 - (kw - up)), gain=up ** 2)
+        x = upfirdn2d(F.conv2d(x, w, groups=groups), f, up=up, padding=(p0, p1), gain=up ** 2)
+    else:
+        out_channels, in_per_group = w.shape[0], w.shape[1]
+        w = w.reshape(groups, out_channels // groups, in_per_group, kw, kw).transpose(1, 2)
+        w = w.reshape(groups * in_per_group, out_channels // groups, kw, kw)
+        x = F.conv_transpose2d(x, w, stride=up, groups=groups)
+        x = upfirdn2d(x, f, padding=(p0 - (kw - 1), p1 - (kw - up)), gain=up ** 2)
+    return x + bias.reshape(1, -1, 1, 1) if bias is not None else x

@@ -23,6 +23,15 @@ LRELU_SLOPE = 0.2
 ACTIVATION_GAINS = {"linear": 1.0, "relu": math.sqrt(2), "lrelu": math.sqrt(2)}
 
 
+def activate(x: torch.Tensor, activation: str, in_place: bool = False) -> torch.Tensor:
+    """``act(x)`` without gain; ``in_place`` overwrites ``x`` (only for a tensor no backward needs)."""
+    if activation == "lrelu":
+        return F.leaky_relu_(x, LRELU_SLOPE) if in_place else F.leaky_relu(x, LRELU_SLOPE)
+    if activation == "relu":
+        return F.relu_(x) if in_place else F.relu(x)
+    return x
+
+
 def bias_act(x: torch.Tensor, bias: torch.Tensor | None, activation: str = "linear",
              gain: float | None = None, clamp: float | None = None) -> torch.Tensor:
     """``clamp(act(x + bias) * gain, -clamp, clamp)``; ``gain`` defaults to the activation's gain.
@@ -43,10 +52,7 @@ def bias_act(x: torch.Tensor, bias: torch.Tensor | None, activation: str = "line
         x = x * gain
     else:
         fresh = False
-    if activation == "lrelu":
-        x = F.leaky_relu_(x, LRELU_SLOPE) if fresh else F.leaky_relu(x, LRELU_SLOPE)
-    elif activation == "relu":
-        x = F.relu_(x) if fresh else F.relu(x)
+    x = activate(x, activation, in_place=fresh)
     if clamp is not None:
         x = x.clamp(-clamp, clamp)
     return x
@@ -92,10 +98,16 @@ class EqualizedConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
     def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
-        w = (self.weight * self.weight_gain).to(x.dtype)
-        x = conv2d_resample(x, w, self.resample_filter, up=self.up, down=self.down, padding=self.padding)
-        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, self.bias, self.activation, ACTIVATION_GAINS[self.activation] * gain, clamp)
+        # act(conv(x, W) + b) * g = act(conv(x, g W) + g b) for g > 0: the gain and the bias
+        # ride in the convolution, the activation runs in place on its output.
+        if gain <= 0:
+            raise ValueError(f"EqualizedConv2d needs a positive gain, got {gain}")
+        act_gain = ACTIVATION_GAINS[self.activation] * gain
+        w = (self.weight * (self.weight_gain * act_gain)).to(x.dtype)
+        b = (self.bias * act_gain).to(x.dtype) if self.bias is not None else None
+        x = conv2d_resample(x, w, self.resample_filter, up=self.up, down=self.down, padding=self.padding, bias=b)
+        x = activate(x, self.activation, in_place=True)
+        return x.clamp(-self.conv_clamp * gain, self.conv_clamp * gain) if self.conv_clamp is not None else x
 
     def extra_repr(self) -> str:
         o, i, k, _ = self.weight.shape
