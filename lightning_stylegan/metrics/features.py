@@ -5,7 +5,8 @@ score) and optionally class logits (Inception Score). Plugins subclass ``Feature
 published under the entry-point group ``lightning_stylegan.feature_extractors`` (registry kind
 ``feature_extractor``), so a domain network (say a Fashion-MNIST classifier) can replace Inception.
 
-Built-ins, both torch-fidelity's ports:
+Built-ins: ``fashion-mnist`` (``fashion_mnist.py``: a small classifier shipped with its weights,
+for gray clothing images, offline), and two of torch-fidelity's ports:
 
 * ``inception``: ``inception-v3-compat``, the PyTorch port of the TensorFlow Inception-v3 graph
   (2015-12-05) that TTUR's FID and NVlabs' metrics use: 2048 pool features and the 1008 logits
