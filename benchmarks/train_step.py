@@ -1,14 +1,15 @@
 """Training and inference throughput of the StyleGAN2 configuration on this machine.
 
-Training: real ``Trainer`` steps of ``StyleGAN2`` (G main + D main every step, path length every 4
+Training: real ``Trainer`` steps (on ``--accelerator cpu`` or ``cuda``) of ``StyleGAN2`` (G main + D main every step, path length every 4
 G steps, R1 every 16 D steps, style mixing, EMA), timed after warm-up, in images per second, at
 ``--precision`` (``32-true`` or ``bf16-mixed``). Inference: ``G_ema(z)`` with constant noise, no
 grad, in images per second with the fused (grouped) and the non-fused modulated conv. Peak RSS
-(``ru_maxrss``) after training and at the end.
+(``ru_maxrss``) after training and at the end, peak GPU memory on CUDA, and the last R1 and
+path-length penalties (finite and sane in bf16 too).
 
     python benchmarks/train_step.py [--resolution 32] [--channel-base 4096] [--channel-max 128]
         [--z-dim 512] [--w-dim 512] [--mapping-layers 8] [--batch 8] [--infer-batch 32]
-        [--steps 64] [--precision 32-true] [--threads N] [--json out.json]
+        [--steps 64] [--precision 32-true] [--accelerator cpu] [--threads N] [--json out.json]
 
 Defaults: the comparison configuration of issue 13 (32x32, channel_base 4096, channel_max 128,
 z = w = 512, 8 mapping layers, demod + skip G + residual D). Compare with NVlabs' code only side
@@ -32,42 +33,56 @@ from lightning_stylegan.training.regularizers import PathLength, R1
 
 
 class StepTimer(pl.Callback):
+    """Images per second after ``warmup`` steps, and the latest regularizer values seen."""
+
+    REGULARIZERS = ("Loss/r1_penalty", "Loss/pl_penalty")
+
     def __init__(self, warmup: int):
-        self.warmup, self.start, self.images = warmup, None, 0
+        self.warmup, self.start, self.end, self.images = warmup, None, None, 0
+        self.regularizers: dict[str, float] = {}
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        for name in self.REGULARIZERS:
+            if module._stats.get(name):
+                self.regularizers[name] = float(module._stats[name][-1])
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         if batch_idx == self.warmup - 1:
             self.start = time.perf_counter()
         elif batch_idx >= self.warmup:
             self.images += batch[0].shape[0]
+            self.end = time.perf_counter()
 
     def images_per_second(self) -> float:
-        return self.images / (time.perf_counter() - self.start)
+        return self.images / (self.end - self.start)
 
 
-def train_throughput(model: StyleGAN2, args) -> float:
+def train_throughput(model: StyleGAN2, args) -> StepTimer:
     # A multiple of the R1 and path-length intervals, so the lazy passes occur at their share.
     steps = args.warmup + args.steps
     images = torch.rand(args.batch * steps, args.channels, args.resolution, args.resolution) * 2 - 1
     loader = DataLoader(TensorDataset(images, torch.zeros(len(images), 0)), batch_size=args.batch)
     timer = StepTimer(args.warmup)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=-1, max_epochs=1, logger=False,
+    trainer = pl.Trainer(accelerator=args.accelerator, devices=1, max_steps=-1, max_epochs=1, logger=False,
                          precision=args.precision,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          callbacks=[R1(gamma=1.0, interval=16), PathLength(interval=4), timer],
                          log_every_n_steps=10 ** 9)
     trainer.fit(model, loader)
-    return timer.images_per_second()
+    return timer
 
 
 @torch.no_grad()
 def infer_throughput(G, batch: int, repeats: int, fused_modconv: bool, precision: str) -> float:
-    z = torch.randn(batch, G.z_dim)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision.startswith("bf16")):
+    device = next(G.parameters()).device
+    z = torch.randn(batch, G.z_dim, device=device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision.startswith("bf16")):
         G(z, noise_mode="const", fused_modconv=fused_modconv)  # warm-up
         start = time.perf_counter()
         for _ in range(repeats):
             G(z, noise_mode="const", fused_modconv=fused_modconv)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
     return batch * repeats / (time.perf_counter() - start)
 
 
@@ -86,6 +101,7 @@ def main() -> None:
     parser.add_argument("--w-dim", type=int, default=512)
     parser.add_argument("--mapping-layers", type=int, default=8)
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
+    parser.add_argument("--accelerator", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--infer-batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=64, help="timed training steps (after --warmup)")
@@ -103,14 +119,18 @@ def main() -> None:
         generator=GeneratorOptions(z_dim=args.z_dim, w_dim=args.w_dim, mapping_layers=args.mapping_layers,
                                    channel_base=args.channel_base, channel_max=args.channel_max),
         discriminator=DiscriminatorOptions(channel_base=args.channel_base, channel_max=args.channel_max))
-    train = train_throughput(model, args)
+    timer = train_throughput(model, args)
+    train = timer.images_per_second()
     rss_train = peak_rss_mib()
     infer = {fused: infer_throughput(model.G_ema, args.infer_batch, args.infer_repeats, fused, args.precision)
              for fused in (True, False)}
     result = {
         "train_img_per_s": round(train, 2),
         "infer_fused_img_per_s": round(infer[True], 2), "infer_unfused_img_per_s": round(infer[False], 2),
+        "sec_per_kimg": round(1000 / train, 1),
         "peak_rss_train_mib": rss_train, "peak_rss_mib": peak_rss_mib(),
+        "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2 ** 20, 1) if torch.cuda.is_available() else None,
+        "last_regularizers": timer.regularizers,
         "config": {k: v for k, v in vars(args).items() if k != "json"},
         "torch": torch.__version__, "threads": torch.get_num_threads(),
     }

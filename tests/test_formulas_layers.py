@@ -202,6 +202,25 @@ def test_upfirdn2d_matches_direct_sum(up, down, pad):
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-11)
 
 
+@pytest.mark.parametrize("up,down,pad", [
+    (2, 1, (2, 1, 2, 1)), (2, 1, (-1, 2, 1, -2)), (1, 2, (1, 1, 1, 1)), (1, 2, (2, 0, 0, 3)),
+    (3, 2, (1, 2, 2, 1)), (1, 3, (0, 2, 1, 1)), (1, 1, (1, 1, 1, 1)),
+])
+def test_upfirdn2d_backward_is_its_adjoint_and_twice_differentiable(up, down, pad):
+    """upfirdn2d's own backward (the adjoint upfirdn2d: flipped filter, up and down swapped) and
+    double backward (R1, path length) against finite differences, odd sizes included."""
+    ty = torch.tensor([1.0, 2.0, 5.0], dtype=DT) / 8
+    tx = torch.tensor([4.0, 1.0, 3.0, 2.0], dtype=DT) / 10
+    f = torch.outer(ty, tx)
+    x = _rand(2, 2, 5, 6, seed=21).requires_grad_(True)
+
+    def op(t):
+        return upfirdn2d(t, f, up=up, down=down, padding=pad, gain=1.7)
+
+    assert torch.autograd.gradcheck(op, (x,))
+    assert torch.autograd.gradgradcheck(op, (x,))
+
+
 # ------------------------------------------------------------------------------------------------
 # Convolution with 2x up/down-sampling (NVlabs conv2d_resample semantics)
 # ------------------------------------------------------------------------------------------------

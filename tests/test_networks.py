@@ -144,3 +144,27 @@ def test_discriminator_rejects_images_of_the_wrong_size():
     D = tiny_discriminator(16)
     with pytest.raises(ValueError, match=r"expects images of shape \[N, 3, R, R\] with R = 16, got \(2, 3, 32, 32\)"):
         D(torch.randn(2, 3, 32, 32))
+
+
+def test_memory_layout_changes_no_value(monkeypatch):
+    """G and D give the same images, logits and gradients in NCHW as in channels_last (the CPU
+    default, nn/memory_format.py), up to float rounding."""
+    from lightning_stylegan.nn import memory_format
+    from tiny_networks import tiny_module
+
+    module = tiny_module(resolution=16, seed=11)
+    z = torch.randn(4, module.G.z_dim, generator=torch.Generator().manual_seed(12))
+
+    def run():
+        module.G.zero_grad(set_to_none=True)
+        images = module.G(z, None, noise_mode="const")
+        logits = module.D(images)
+        logits.sum().backward()
+        return images.detach(), logits.detach(), module.G.synthesis.b16.conv1.weight.grad.clone()
+
+    assert memory_format.preferred_memory_format(z) == torch.channels_last
+    channels_last = run()
+    monkeypatch.setattr(memory_format, "preferred_memory_format", lambda x: torch.contiguous_format)
+    nchw = run()
+    for a, b in zip(channels_last, nchw):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
