@@ -11,6 +11,7 @@ from lightning_stylegan import registry
 from lightning_stylegan.analysis.layers import (edit_features, find_layer, forward_until, layers_at_resolution,
                                                 parse_layers, read_features, synthesis_layers)
 from lightning_stylegan.network_files import export_generator, load_generator
+from lightning_stylegan.nn.memory_format import to_preferred_memory_format
 from lightning_stylegan.nn.norms import instance_norm
 from plugin_site import write_distribution
 
@@ -97,7 +98,7 @@ def test_plugin_layer_class_is_found_once(site):
     ws = ws_of(G)
     with read_features(G, [0], "output") as maps:
         G.synthesis(ws, noise_mode="const")
-    inner = layers[0].module.inner(G.synthesis.b4.const.unsqueeze(0).repeat(2, 1, 1, 1), ws[:, 0], "const", True)
+    inner = layers[0].module.inner(G.synthesis.b4.input(None, 2), ws[:, 0], "const", False)
     torch.testing.assert_close(maps[0], -inner)  # the wrapper's output, not the inner layer's
 
 
@@ -134,9 +135,9 @@ def test_read_hooks_see_the_maps_of_a_manual_forward(normalization):
         with read_features(G, layers, point) as found:
             G.synthesis(ws, noise_mode="const")
         maps[point] = found
-    x = G.synthesis.b4.const.unsqueeze(0).repeat(2, 1, 1, 1)
+    x = G.synthesis.b4.input(None, 2)  # the constant as G feeds it (channels_last on the CPU)
     for layer in layers:
-        x = layer.module(x, ws[:, layer.index], noise_mode="const", fused_modconv=True)
+        x = layer.module(x, ws[:, layer.index], noise_mode="const", fused_modconv=False)
         torch.testing.assert_close(maps["output"][layer.index], x, rtol=0, atol=0)
         if normalization == "adain":
             act, normed = maps["activation"][layer.index], maps["normalized"][layer.index]
@@ -211,9 +212,9 @@ def test_stylegan1_layer_0_is_the_epilogue_on_the_constant(normalization):
     ws = ws_of(G)
     with read_features(G, layers, "output") as maps:
         G.synthesis(ws, noise_mode="const")
-    x = G.synthesis.b4.const.unsqueeze(0).repeat(2, 1, 1, 1)
+    x = to_preferred_memory_format(G.synthesis.b4.const.unsqueeze(0).repeat(2, 1, 1, 1))
     for layer in layers:
-        x = layer.module(x, ws[:, layer.index], noise_mode="const")
+        x = layer.module(x, ws[:, layer.index], noise_mode="const", fused_modconv=False)
         torch.testing.assert_close(maps[layer.index], x, rtol=0, atol=0)
     assert find_layer(G, 0).name == "synthesis.b4.const_epilogue" and find_layer(G, "b4.conv1").index == 1
     assert no_hooks_left(G)

@@ -37,9 +37,9 @@ def explicit_counts(G, num):
     for k in range(num):
         z = torch.from_numpy(np.random.RandomState(k).randn(1, G.z_dim)).float()
         ws = G.mapping(z, None)
-        x = G.synthesis.b4.const.unsqueeze(0)
+        x = G.synthesis.b4.input(None, 1)  # as G feeds it: channels_last, non-fused on the CPU
         for i, layer in enumerate(layers):
-            x = layer.module(x, ws[:, i], noise_mode="const", fused_modconv=True)
+            x = layer.module(x, ws[:, i], noise_mode="const", fused_modconv=False)
             counts[i] += (x[0] > 0).long()
     return counts
 

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..nn.layers import LRELU_SLOPE, EqualizedLinear
+from ..nn.memory_format import to_preferred_memory_format
 from ..nn.noise import noise_input
 from ..nn.style_layers import PlainToRGB
 from ..nn.tf_mapping import Stylegan1Mapping
@@ -122,7 +123,8 @@ class Stylegan1Block(nn.Module):
         del fused_modconv
         w0, w1 = ws.unbind(dim=1)
         if self.in_channels == 0:
-            x = self.const_epilogue(self.const.unsqueeze(0).repeat(ws.shape[0], 1, 1, 1), w0, noise_mode)
+            const = to_preferred_memory_format(self.const.unsqueeze(0).repeat(ws.shape[0], 1, 1, 1))
+            x = self.const_epilogue(const, w0, noise_mode)
         else:
             expected = (self.in_channels, self.resolution // 2, self.resolution // 2)
             if tuple(x.shape[1:]) != expected:
