@@ -37,6 +37,12 @@ def _depthwise_upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int, down: int,
     """upfirdn2d as one depthwise convolution: transposed with stride ``up`` when up-sampling, so
     the inserted zeros are never multiplied, strided when down-sampling, so only the kept pixels
     are computed."""
+    if up > 1 and x.device.type == "cpu" and (x.dtype in (torch.bfloat16, torch.float16)
+                                              or torch.is_autocast_enabled("cpu")):
+        # oneDNN has no fast reduced-precision depthwise transposed convolution: 4-30x slower
+        # than in float32 at StyleGAN's shapes (benchmarks/fir.py --dtype bfloat16).
+        with torch.autocast("cpu", enabled=False):
+            return _depthwise_upfirdn2d(x.float(), f.float(), up, down, padding).to(x.dtype)
     channels = x.shape[1]
     x0, x1, y0, y1 = padding
     kh, kw = f.shape
