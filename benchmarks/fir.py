@@ -7,7 +7,7 @@ and, for comparison, the same depthwise convolution differentiated by torch itse
 convolution of a synthesis layer. Median of ``--repeats``; these are the figures behind
 ``lightning_stylegan/nn/memory_format.py`` and ``nn/filters.py``.
 
-    python benchmarks/fir.py [--threads 2] [--repeats 20] [--json out.json]
+    python benchmarks/fir.py [--threads 2] [--repeats 20] [--dtype float32|bfloat16] [--json out.json]
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def median_ms(fn, repeats: int) -> float:
 def torch_autograd_down(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """The same depthwise down-sampling left to torch's convolution backward."""
     channels = x.shape[1]
-    return F.conv2d(x, f.flip([0, 1])[None, None].expand(channels, 1, *f.shape), stride=2, padding=1,
+    return F.conv2d(x, f.flip([0, 1]).to(x.dtype)[None, None].expand(channels, 1, *f.shape), stride=2, padding=1,
                     groups=channels)
 
 
@@ -59,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--json")
     args = parser.parse_args()
     if args.threads:
@@ -67,11 +68,11 @@ def main() -> None:
     rows = []
     for shape in SHAPES:
         for layout in ("nchw", "channels_last"):
-            x = torch.randn(shape)
+            x = torch.randn(shape, dtype=getattr(torch, args.dtype))
             if layout == "channels_last":
                 x = x.contiguous(memory_format=torch.channels_last)
             x.requires_grad_(True)
-            weight = torch.randn(shape[1], shape[1], 3, 3)
+            weight = torch.randn(shape[1], shape[1], 3, 3, dtype=x.dtype)
             ops = {"upsample2d": lambda t: upsample2d(t, f), "downsample2d": lambda t: downsample2d(t, f),
                    "downsample_torch_autograd": lambda t: torch_autograd_down(t, f),
                    "conv3x3": lambda t: F.conv2d(t, weight, padding=1)}
@@ -82,7 +83,7 @@ def main() -> None:
                       f"fwd+bwd {row['forward_backward']:8.3f} ms  double bwd {row['double_backward']:8.3f} ms")
     if args.json:
         with open(args.json, "w") as out:
-            json.dump({"rows": rows, "threads": torch.get_num_threads(), "torch": torch.__version__}, out, indent=2)
+            json.dump({"rows": rows, "dtype": args.dtype, "threads": torch.get_num_threads(), "torch": torch.__version__}, out, indent=2)
 
 
 if __name__ == "__main__":

@@ -39,8 +39,9 @@ def _depthwise_upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int, down: int,
     are computed."""
     if up > 1 and x.device.type == "cpu" and (x.dtype in (torch.bfloat16, torch.float16)
                                               or torch.is_autocast_enabled("cpu")):
-        # oneDNN has no fast reduced-precision depthwise transposed convolution: 4-30x slower
-        # than in float32 at StyleGAN's shapes (benchmarks/fir.py --dtype bfloat16).
+        # oneDNN has no fast reduced-precision depthwise transposed convolution: in bfloat16 it
+        # took 8.7 ms for [8, 128, 16, 16] -> 32x32 and 2.3 ms for 4x4 -> 8x8, against 2.0 and
+        # 0.07 ms in float32 (2 threads); the casts cost less than the difference.
         with torch.autocast("cpu", enabled=False):
             return _depthwise_upfirdn2d(x.float(), f.float(), up, down, padding).to(x.dtype)
     channels = x.shape[1]
