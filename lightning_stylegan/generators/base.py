@@ -133,7 +133,7 @@ class SynthesisNetwork(nn.Module):
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", fused_modconv: bool | None = None,
                 resolution: int | None = None, alpha: float = 1.0) -> torch.Tensor:
         """``fused_modconv=None`` fuses at inference on CUDA (NVlabs' default) and nowhere else:
-        on the CPU the non-fused form runs 1.5-3x faster in channels_last, as it keeps one shared
+        on the CPU the non-fused form runs 2-4x faster in channels_last, as it keeps one shared
         weight (``benchmarks/train_step.py`` reports both forms).
 
         ``resolution`` (default: the full one) and ``alpha`` < 1 select a progressive-growing

@@ -11,6 +11,7 @@ an antialiased bilinear filter, and normalized with the training set's mean and 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from pathlib import Path
 
@@ -67,14 +68,14 @@ class FashionMnistFeatures(FeatureExtractor):
         path = Path(weights) if weights is not None else WEIGHTS
         self.net = FashionMnistClassifier()
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            self.net.load_state_dict(state)
+            data = path.read_bytes()  # read once: loaded, and hashed for the statistics cache
+            self.net.load_state_dict(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
         except (OSError, RuntimeError, ValueError) as error:
             raise FeatureWeightsError(
                 f"The fashion-mnist feature extractor could not load {os.fspath(path)!r} ({type(error).__name__}: "
                 f"{str(error)[:300]}). The package ships it as {WEIGHTS}; reinstall lightning-stylegan, or "
                 "retrain it with `python -m lightning_stylegan.metrics.train_fashion_mnist`.") from error
-        self.weights_id = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        self.weights_id = "sha256:" + hashlib.sha256(data).hexdigest()[:16]
 
     def extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.net(preprocess(images))

@@ -37,8 +37,8 @@ def bias_act(x: torch.Tensor, bias: torch.Tensor | None, activation: str = "line
     """``clamp(act(x + bias) * gain, -clamp, clamp)``; ``gain`` defaults to the activation's gain.
 
     Computed as ``act(gain * x + gain * bias)`` (equal for gain > 0, as relu and lrelu are
-    positively homogeneous; other gains take the plain order): one pass over ``x`` for bias and gain, the activation in place on
-    that new tensor -- two passes of memory traffic instead of three.
+    positively homogeneous; other gains take the plain order): one pass over ``x`` for bias and
+    gain, the activation in place on that new tensor -- two passes of memory traffic, not three.
     """
     if activation not in ACTIVATION_GAINS:
         raise ValueError(f"Unknown activation {activation!r}; use one of {sorted(ACTIVATION_GAINS)}")

@@ -39,10 +39,10 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     if not fused:
         x = x * styles.to(x.dtype).reshape(batch_size, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, down=down, padding=padding)
-        if demodulate and noise is not None:  # one pass: x * dcoefs + noise
-            return torch.addcmul(noise.to(x.dtype), x, dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1))
         if demodulate:
-            x = x * dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1)
+            dcoefs = dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1)
+            # x * dcoefs + noise in one pass
+            return torch.addcmul(noise.to(x.dtype), x, dcoefs) if noise is not None else x * dcoefs
         return x + noise.to(x.dtype) if noise is not None else x
 
     w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # Eq. 1, [N, O, I, k, k]
