@@ -27,6 +27,7 @@ GROUPS = {
     "discriminator": "lightning_stylegan.discriminators",
     "growth": "lightning_stylegan.growth",
     "feature_extractor": "lightning_stylegan.feature_extractors",
+    "augmentation": "lightning_stylegan.augmentations",
 }
 
 
