@@ -4,8 +4,8 @@
   version and a one-line description (or why it is broken).
 * ``lightning-stylegan fit|validate --config recipes/<recipe>.yaml [--ckpt_path last]``:
   LightningCLI over ``training.module.StyleGAN2`` and ``data.datamodule.ImageDataModule``, with the
-  regularizer, sample-grid, checkpoint and metrics callbacks as top-level groups ``r1``,
-  ``path_length``, ``samples``, ``checkpoints`` and ``metrics``.
+  regularizer, augmentation-controller, sample-grid, checkpoint and metrics callbacks as top-level
+  groups ``r1``, ``path_length``, ``ada``, ``samples``, ``checkpoints`` and ``metrics``.
 """
 from __future__ import annotations
 
@@ -75,6 +75,7 @@ def _lightning_cli(argv: list[str]) -> None:
     from .training import resume
     from .training.module import StyleGAN2
     from .training.progress import KimgProgressBar, Ticks
+    from .training.ada import AdaController
     from .training.regularizers import PathLength, R1
     from .training.snapshots import KimgCheckpoint, SampleGrid
 
@@ -84,6 +85,7 @@ def _lightning_cli(argv: list[str]) -> None:
         def add_arguments_to_parser(self, parser) -> None:
             parser.add_lightning_class_args(R1, "r1")
             parser.add_lightning_class_args(PathLength, "path_length")
+            parser.add_lightning_class_args(AdaController, "ada")
             parser.add_lightning_class_args(SampleGrid, "samples")
             parser.add_lightning_class_args(KimgCheckpoint, "checkpoints")
             parser.add_lightning_class_args(Metrics, "metrics")
@@ -129,7 +131,7 @@ def _lightning_cli(argv: list[str]) -> None:
             for kind, name in [("generator", model.generator.topology),
                                ("normalization", model.generator.normalization),
                                ("discriminator", model.discriminator.topology),
-                               ("growth", model.growth)]:
+                               ("growth", model.growth), ("augmentation", model.augment)]:
                 registry.load(kind, name)
             if config.metrics.features != "auto":
                 registry.load("feature_extractor", config.metrics.features)  # not only at the first evaluation

@@ -1,6 +1,7 @@
 """The StyleGAN2 training LightningModule: manual optimization of G and D in the phases of
 002_0a18e98dc55024d1.txt Appendix B (G main, G reg = path length, D main, D reg = R1), style
-mixing, the generator EMA, and the project's own counters.
+mixing, the generator EMA, the augmentation of every image D sees (StyleGAN2-ADA, with the
+``ada`` controller's p), and the project's own counters.
 
 Intervals, EMA, schedules, sample grids and checkpoints are keyed on ``images_seen`` and the step
 counters below, never on Lightning's ``global_step`` (which counts optimizer steps, two or more per
@@ -23,11 +24,13 @@ from ..network_files import COUNTERS, NetworkFileError, load_networks, load_stat
 from ..networks import Generator, build_discriminator
 from ..nn.norms import apply_constraints
 from ..plugin_options import bind_options
+from .ada import AdaController
 from .ema import ema_beta, update_ema
 from .losses import discriminator_loss, generator_loss, path_lengths, r1_penalty
 from .options import DiscriminatorOptions, GeneratorOptions
-from .regularizers import LazyRegularizer, PathLength, R1
+from .regularizers import PathLength, R1
 from .snapshots import log_rho_histograms
+from .transfer import freeze_discriminator
 
 # G_ema is in eval mode on purpose (it is never trained, only averaged); Lightning warns about it.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
@@ -58,7 +61,15 @@ class StyleGAN2(pl.LightningModule):
         init_from: start a new run from the G, D and G_ema weights of this checkpoint (one of ours,
             or one written by ``lightning-stylegan convert``): transfer learning. The recipe's
             network options must build the same networks. Counters and optimizers start fresh;
-            to resume a run use ``--ckpt_path`` instead.
+            to resume a run use ``--ckpt_path`` instead. As NVlabs' ``--resume``: no EMA ramp-up,
+            and the ``ada`` controller's default rate is 100 kimg (``training.transfer``).
+        augment: augmentation plugin applied to every image D sees (reals and fakes, in G main,
+            D main and D reg): ``none``, ``ada`` (StyleGAN2-ADA's pipeline), ``diffaugment``.
+        augment_options: keyword options of the augmentation plugin (``ada``: ``preset`` and
+            per-op multipliers). A ``p`` here fixes the augmentation probability; without it the
+            ``ada`` callback tunes p of an adaptive plugin (``--ada.target``, null = fixed p).
+        freeze_d: Freeze-D (Mo et al. 2020, NVlabs' ``--freezed``): D's first N layers from the
+            input get no updates.
     """
 
     def __init__(self, resolution: int = 256, channels: int = 3, label_dim: int = 0,
@@ -67,20 +78,25 @@ class StyleGAN2(pl.LightningModule):
                  eps: float = 1e-8, style_mixing_prob: float = 0.9, ema_kimg: float = 10.0,
                  ema_rampup: float | None = 0.05, total_kimg: float = 25000, seed: int = 0,
                  max_nonfinite_steps: int = 100, growth: str = "none", growth_options: dict | None = None,
-                 init_from: str | None = None):
+                 init_from: str | None = None, augment: str = "none", augment_options: dict | None = None,
+                 freeze_d: int = 0):
         super().__init__()
         generator = _options(GeneratorOptions, generator)
         discriminator = _options(DiscriminatorOptions, discriminator)
         schedule_class = registry.load("growth", growth)
         growth_options = bind_options(schedule_class, growth_options, key="model.growth_options",
                                       label=f"the growth plugin {growth!r}", given=("final_resolution",))
+        augment_class = registry.load("augmentation", augment)
+        augment_options = bind_options(augment_class, augment_options, key="model.augment_options",
+                                       label=f"the augmentation plugin {augment!r}")
         self.save_hyperparameters({
             "resolution": resolution, "channels": channels, "label_dim": label_dim,
             "generator": asdict(generator), "discriminator": asdict(discriminator), "g_lr": g_lr,
             "d_lr": d_lr, "betas": list(betas), "eps": eps, "style_mixing_prob": style_mixing_prob,
             "ema_kimg": ema_kimg, "ema_rampup": ema_rampup, "total_kimg": total_kimg, "seed": seed,
             "max_nonfinite_steps": max_nonfinite_steps, "growth": growth,
-            "growth_options": growth_options, "init_from": init_from})
+            "growth_options": growth_options, "init_from": init_from, "augment": augment,
+            "augment_options": augment_options, "freeze_d": freeze_d})
         self.automatic_optimization = False
         try:
             self.growth = schedule_class(resolution, **growth_options)
@@ -96,6 +112,14 @@ class StyleGAN2(pl.LightningModule):
         self.G_ema.requires_grad_(False)
         if init_from:
             self._init_weights_from(init_from)
+        self.frozen_d_layers = freeze_discriminator(self.D, freeze_d)
+        try:
+            self.augment = augment_class(**augment_options)
+        except (TypeError, ValueError) as error:  # the plugin's own check of its options
+            raise ConfigError(f"model.augment_options {augment_options} of the augmentation plugin "
+                              f"{augment!r}: {error}") from error
+        # p adapts when the plugin allows it and the recipe does not fix it.
+        self.adaptive_augment = bool(augment_class.adaptive) and "p" not in augment_options
         self.counters = dict.fromkeys(COUNTERS, 0)
         self._stats: dict[str, list[torch.Tensor]] = {}
         self._nonfinite_streak = torch.zeros([], dtype=torch.long)
@@ -137,7 +161,12 @@ class StyleGAN2(pl.LightningModule):
         """The growth schedule's state now: resolution, fade-in alpha, lr scale, batch size."""
         return self.growth.state(self.kimg)
 
-    def regularizer(self, kind: type[LazyRegularizer], enabled_only: bool = True) -> LazyRegularizer | None:
+    @property
+    def augment_p(self) -> torch.Tensor:
+        """The augmentation probability now (a float32 tensor, saved with the augmentation's state)."""
+        return self.augment.p
+
+    def callback(self, kind: type, enabled_only: bool = True):
         """The trainer's callback of this kind, if the run has one (and, with ``enabled_only``, it is on)."""
         trainer = self._trainer
         found = [cb for cb in (trainer.callbacks if trainer else []) if isinstance(cb, kind)]
@@ -147,7 +176,12 @@ class StyleGAN2(pl.LightningModule):
 
     def plugins(self) -> dict[str, str]:
         return self.G.plugins() | {"discriminator": self.hparams["discriminator"]["topology"],
-                                   "growth": self.hparams["growth"]}
+                                   "growth": self.hparams["growth"], "augmentation": self.hparams["augment"]}
+
+    def ada_controller(self) -> AdaController | None:
+        """The ``ada`` callback when it tunes this run's augmentation probability."""
+        ada = self.callback(AdaController)
+        return ada if ada is not None and self.adaptive_augment else None
 
     # ----------------------------------------------------------------- Lightning hooks
     def adam_settings(self) -> list[dict]:
@@ -156,8 +190,8 @@ class StyleGAN2(pl.LightningModule):
         resolution by the growth stage. As in NVlabs' code, c depends on the interval alone: a lazy
         interval with the regularizer's weight 0 (config C: no path length) still adjusts Adam."""
         settings = []
-        for lr, regularizer in [(self.hparams["g_lr"], self.regularizer(PathLength, enabled_only=False)),
-                                (self.hparams["d_lr"], self.regularizer(R1, enabled_only=False))]:
+        for lr, regularizer in [(self.hparams["g_lr"], self.callback(PathLength, enabled_only=False)),
+                                (self.hparams["d_lr"], self.callback(R1, enabled_only=False))]:
             c = regularizer.adam_ratio if regularizer else 1.0
             settings.append({"lr": lr * c, "base_lr": lr * c, "eps": self.hparams["eps"],
                              "betas": tuple(beta ** c for beta in self.hparams["betas"])})
@@ -166,8 +200,9 @@ class StyleGAN2(pl.LightningModule):
     def configure_optimizers(self):
         (g, d) = self.adam_settings()
         # foreach: one op per update step over all parameters, not one per parameter.
+        d_parameters = [p for p in self.D.parameters() if p.requires_grad]  # not Freeze-D's layers
         return [torch.optim.Adam(self.G.parameters(), lr=g["lr"], betas=g["betas"], eps=g["eps"], foreach=True),
-                torch.optim.Adam(self.D.parameters(), lr=d["lr"], betas=d["betas"], eps=d["eps"], foreach=True)]
+                torch.optim.Adam(d_parameters, lr=d["lr"], betas=d["betas"], eps=d["eps"], foreach=True)]
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
         """Images from the EMA generator."""
@@ -196,13 +231,13 @@ class StyleGAN2(pl.LightningModule):
         self._reset_optimizers_for_new_layers(stage, (opt_g, opt_d))
         real = self._reals_at(real, stage)
         batch_size = real.shape[0]
-        path_length, r1 = self.regularizer(PathLength), self.regularizer(R1)
+        path_length, r1, ada = self.callback(PathLength), self.callback(R1), self.ada_controller()
 
         # G main (+ path length when not lazy): maximize D's logits for generated images.
         self.toggle_optimizer(opt_g)
         z, gen_c = self._latents(batch_size, real_c)
         fake, ws = self._generate(z, gen_c, stage)
-        fake_logits = self.D(fake, gen_c, alpha=stage.alpha)
+        fake_logits = self.D(self.augment(fake), gen_c, alpha=stage.alpha)
         loss_g = generator_loss(fake_logits).mean()
         self._record({"Loss/G/loss": loss_g, "Loss/scores/fake": fake_logits.mean()})
         if path_length is not None and not path_length.lazy:
@@ -225,26 +260,33 @@ class StyleGAN2(pl.LightningModule):
         z, gen_c = self._latents(batch_size, real_c)
         with torch.no_grad():
             fake, _ = self._generate(z, gen_c, stage)
-        fake_logits = self.D(fake, gen_c, alpha=stage.alpha)
+        fake_logits = self.D(self.augment(fake), gen_c, alpha=stage.alpha)
         r1_now = r1 is not None and not r1.lazy
-        real_in = real.detach().requires_grad_(r1_now)
-        real_logits = self.D(real_in, real_c, alpha=stage.alpha)
+        real_in = real.detach().requires_grad_(r1_now)  # R1 is the gradient in the un-augmented reals
+        real_logits = self.D(self.augment(real_in), real_c, alpha=stage.alpha)
         loss_d = discriminator_loss(real_logits, fake_logits).mean()
-        self._record({"Loss/D/loss": loss_d, "Loss/scores/real": real_logits.mean()})
+        self._record({"Loss/D/loss": loss_d, "Loss/scores/real": real_logits.mean(),
+                      "Loss/signs/real": real_logits.detach().sign().mean()})
+        if ada is not None:
+            ada.record(real_logits)
         if r1_now:
             loss_d = loss_d + self._r1_loss(r1, real_logits, real_in)
         self._optimize(opt_d, self.D, loss_d)
         if r1 is not None and r1.lazy and r1.due(self.counters["d_steps"]):
             real_in = real.detach().requires_grad_(True)
-            real_logits = self.D(real_in, real_c, alpha=stage.alpha)
+            real_logits = self.D(self.augment(real_in), real_c, alpha=stage.alpha)
+            if ada is not None:  # NVlabs counts the D reg pass's signs too
+                ada.record(real_logits)
             loss = self._r1_loss(r1, real_logits, real_in) * r1.loss_scale
             self._optimize(opt_d, self.D, loss + real_logits.mean() * 0)
             self.counters["d_reg_steps"] += 1
         self.untoggle_optimizer(opt_d)
 
         global_batch = batch_size * self.trainer.world_size
-        update_ema(self.G_ema, self.G, ema_beta(global_batch, self.images_seen, self.hparams["ema_kimg"],
-                                                self.hparams["ema_rampup"]))
+        rampup = None if self.hparams["init_from"] else self.hparams["ema_rampup"]  # NVlabs' --resume rule
+        update_ema(self.G_ema, self.G, ema_beta(global_batch, self.images_seen, self.hparams["ema_kimg"], rampup))
+        if ada is not None and ada.due(self.counters["g_steps"]):
+            ada.update(self.augment.p, self.trainer.strategy, global_batch, transfer=bool(self.hparams["init_from"]))
         self.counters["images_seen"] += global_batch
         self.counters["g_steps"] += 1
         self.counters["d_steps"] += 1
@@ -289,6 +331,8 @@ class StyleGAN2(pl.LightningModule):
             raise ValueError("This checkpoint was not written by lightning-stylegan's StyleGAN2 module "
                              "(it has no 'counters'); pass a checkpoint from `lightning-stylegan fit`.")
         self.counters = {name: int(checkpoint["counters"].get(name, 0)) for name in COUNTERS}
+        # A checkpoint from before augmentation plugins existed trained without one: p = 0.
+        checkpoint["state_dict"].setdefault("augment.p", torch.zeros_like(self.augment.p))
         self._lod = checkpoint.get("growth_lod")
 
     # ----------------------------------------------------------------- phases
@@ -379,6 +423,7 @@ class StyleGAN2(pl.LightningModule):
         stage = self.stage
         metrics["Progress/resolution"], metrics["Progress/alpha"] = stage.resolution, stage.alpha
         metrics["Progress/nonfinite_grads"] = int(self._nonfinite_grads)
+        metrics["Progress/augment"] = float(self.augment.p)
         if self.images_seen > start_images:
             metrics["Timing/sec_per_kimg"] = (now - start_time) / (self.images_seen - start_images) * 1000
         self._tick = (now, self.images_seen)

@@ -18,8 +18,12 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 
-# Module hyper-parameters that define the networks; a dict-valued one counts with all its keys.
-NETWORK_OPTIONS = ("resolution", "channels", "label_dim", "generator", "discriminator", "growth", "growth_options")
+# Module hyper-parameters that define the networks (and freeze_d, which decides the parameters of D's
+# optimizer, whose saved moments must match them); a dict-valued one counts with all its keys.
+NETWORK_OPTIONS = ("resolution", "channels", "label_dim", "generator", "discriminator", "growth", "growth_options",
+                   "freeze_d")
+# Network options newer than some checkpoints, with the value an older checkpoint means.
+ADDED_OPTIONS = {"freeze_d": 0}
 # Recorded for the record, not options of a run.
 NOT_OPTIONS = ("config", "ckpt_path", "print_config", "weights_only")
 
@@ -39,7 +43,7 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 def network_differences(checkpoint_hparams: dict, hparams: dict) -> list[str]:
     """``key: checkpoint value -> this run's value`` for every network option that differs."""
     def network(values):
-        return flatten({key: values.get(key) for key in NETWORK_OPTIONS}, "model.")
+        return flatten({key: values.get(key, ADDED_OPTIONS.get(key)) for key in NETWORK_OPTIONS}, "model.")
 
     saved, now = network(checkpoint_hparams), network(hparams)
     return [f"{key} {saved.get(key)!r} (checkpoint) != {now.get(key)!r} (now)"
