@@ -32,6 +32,7 @@ TINY = [*TINY_8PX, "--data.resolution", RES, "--trainer.log_every_n_steps", 1]
 TOTAL_KIMG = 0.028  # 7 steps of 4 images
 # The growth example's one option: 16 images (4 steps) at 8x8, then 16x16 fading in over 8 images.
 GROWTH_OPTIONS = '{"kimg_per_resolution": 0.016}'
+AUGMENT_OPTIONS = '{"p": 0.5}'  # a fixed p: the ada controller leaves it as it is
 METRIC, METRIC_BATCH = "fid50_full", 25  # the batches cut the latent and noise streams: keep them equal
 
 
@@ -114,8 +115,9 @@ def test_plugins_command_lists_the_installed_example(listings, kind):
 
 @pytest.fixture(scope="module")
 def fit_run(plugin_env, tmp_path_factory):
-    """One short fit with all five examples, selected by name: generator topology, normalization,
-    discriminator, growth schedule (with its option) and the metrics' feature extractor."""
+    """One short fit with all six examples, selected by name: generator topology, normalization,
+    discriminator, growth schedule (with its option), augmentation (with a fixed p) and the
+    metrics' feature extractor."""
     plugins = documented_plugins()
     root = tmp_path_factory.mktemp("plugin_fit")
     result = cli("fit", *TINY, "--model.total_kimg", TOTAL_KIMG, "--trainer.default_root_dir", root,
@@ -123,6 +125,7 @@ def fit_run(plugin_env, tmp_path_factory):
                  "--model.generator.normalization", plugins["normalization"]["name"],
                  "--model.discriminator.topology", plugins["discriminator"]["name"],
                  "--model.growth", plugins["growth"]["name"], "--model.growth_options", GROWTH_OPTIONS,
+                 "--model.augment", plugins["augmentation"]["name"], "--model.augment_options", AUGMENT_OPTIONS,
                  "--metrics.metrics", f"[{METRIC}]", "--metrics.features", plugins["feature_extractor"]["name"],
                  "--metrics.every_kimg", 0.008, "--metrics.batch_size", METRIC_BATCH,
                  "--metrics.cache_dir", root / "cache", env=plugin_env)
@@ -137,15 +140,17 @@ def test_fit_trains_with_every_example_and_records_their_distributions(fit_run):
     plugins = documented_plugins()
     assert checkpoint["plugins"] == {
         kind: {key: plugins[kind][key] for key in ("name", "distribution", "version")}
-        for kind in ("generator", "normalization", "discriminator", "growth")}
+        for kind in ("generator", "normalization", "discriminator", "growth", "augmentation")}
     hparams = checkpoint["hyper_parameters"]
     assert hparams["generator"]["topology"] == plugins["generator"]["name"]
     assert hparams["generator"]["normalization"] == plugins["normalization"]["name"]
     assert hparams["discriminator"]["topology"] == plugins["discriminator"]["name"]
     assert hparams["growth"] == plugins["growth"]["name"] and hparams["growth_options"] == {"kimg_per_resolution": 0.016}
+    assert hparams["augment"] == plugins["augmentation"]["name"] and hparams["augment_options"] == {"p": 0.5}
     # The progressive growth example built to-RGB / fromRGB layers below the output resolution.
     state = checkpoint["state_dict"]
     assert "G.synthesis.b8.torgb.weight" in state and "D.b8.fromrgb.weight" in state
+    assert state["augment.p"] == 0.5  # the augmentation's buffer, fixed by its options
 
 
 def test_the_growth_example_grew_and_the_feature_extractor_scored(fit_run):
