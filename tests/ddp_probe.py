@@ -20,11 +20,31 @@ class ParamDigest(Callback):
         self.out_dir = out_dir
         self.first_batch_sum: float | None = None
         self.batches = 0
+        self.augment_p: list[float] = []  # after each batch, before the next one's buffer broadcast
+        self.local_signs: list[list[float]] = []  # this rank's [sum, count] of sign(D(real)) per batch
+
+    def on_train_start(self, trainer, module) -> None:
+        ada = module.ada_controller()
+        if ada is not None:  # see the signs this rank gathers, before the controller reduces them
+            record = ada.record
+
+            def recording(real_logits):
+                signs = real_logits.detach().sign()
+                if len(self.local_signs) < self.batches:
+                    self.local_signs.append([0.0, 0.0])
+                self.local_signs[-1][0] += float(signs.sum())
+                self.local_signs[-1][1] += signs.numel()
+                record(real_logits)
+
+            ada.record = recording
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         if self.first_batch_sum is None:
             self.first_batch_sum = float(batch[0].double().sum())
         self.batches += 1
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.augment_p.append(float(module.augment.p))
 
     def on_train_end(self, trainer, module) -> None:
         record = {
@@ -35,6 +55,8 @@ class ParamDigest(Callback):
             "counters": dict(module.counters),
             "first_batch_sum": self.first_batch_sum,
             "batches": self.batches,
+            "augment_p": self.augment_p,
+            "local_signs": self.local_signs,
             "params": {net: digest(getattr(module, net).named_parameters()) for net in ("G", "D", "G_ema")},
             "buffers": {net: digest(getattr(module, net).named_buffers()) for net in ("G", "D", "G_ema")},
         }

@@ -1,13 +1,15 @@
 """The augmentation in the training loop and the adaptive controller of StyleGAN2-ADA (Karras et
 al. 2020, Section 3; 003_22a7711458f25a1a.txt Section 1.0.2): the update rule on scripted signs,
 every D input augmented, p checkpointed and resumed bit for bit, Freeze-D (Mo et al. 2020) and
-NVlabs' transfer rules."""
+NVlabs' transfer rules, and the r_v of a held-out validation split."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from lightning_stylegan.augmentations.base import Augmentation
+from lightning_stylegan.data.datamodule import ImageDataModule
+from lightning_stylegan.data.images import ImageDataError
 from lightning_stylegan.errors import ConfigError
 from lightning_stylegan.registry import PluginError
 from lightning_stylegan.training.ada import AdaController
@@ -156,3 +158,30 @@ def test_freeze_d_keeps_the_first_layers_from_the_input(tmp_path):
         sum(p.numel() for p in model.D.parameters() if p.requires_grad)
     with pytest.raises(ConfigError, match=r"--model.freeze_d must be an integer from 0 to 4"):
         tiny_model(freeze_d=5)
+
+
+def test_a_held_out_split_logs_r_v(tmp_path):
+    """r_v = (E[D_train] - E[D_val]) / (E[D_train] - E[D_gen]) (StyleGAN2-ADA Eq. 1), recomputed from
+    D's logits on the held-out images, as many training images and the EMA fakes of the same latents."""
+    data = ImageDataModule(resolution=8, channels=1, batch_size=BATCH, max_images=64, val_images=8,
+                           val_held_out=True, xflip=True)
+    n = data.dataset.num_images
+    assert all(i % n >= 8 for i in data.train_set.indices) and len(data.train_set) == 2 * (n - 8)
+    model = tiny_model(total_kimg=steps(3))
+    fit = trainer(tmp_path)
+    fit.fit(model, data)
+    fit.validate(model, data)
+    model.eval()
+    with torch.no_grad():
+        def mean_logits(images):  # in the loaders' batches: minibatch-stddev groups stay within one
+            return float(torch.cat([model.D(part) for part in images.split(BATCH)]).double().mean())
+        val = torch.stack([data.dataset[i][0] for i in range(8)])
+        train = torch.stack([data.train_set[i][0] for i in range(8)])
+        fakes = []
+        for batch_idx in range(2):
+            generator = torch.Generator().manual_seed(hash((model.hparams["seed"], batch_idx)) % 2 ** 63)
+            fakes.append(model.G_ema(torch.randn(BATCH, model.G_ema.z_dim, generator=generator), noise_mode="const"))
+        expected = (mean_logits(train) - mean_logits(val)) / (mean_logits(train) - mean_logits(torch.cat(fakes)))
+    assert float(fit.callback_metrics["Val/r_v"]) == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(ImageDataError, match="--data.val_images"):
+        ImageDataModule(resolution=8, channels=1, batch_size=BATCH, max_images=8, val_images=8, val_held_out=True)

@@ -196,6 +196,9 @@ def test_print_config_shows_the_recipe_with_the_regularizer_groups():
     assert config["trainer"]["use_distributed_sampler"] is False and config["trainer"]["max_epochs"] == -1
 
 
+ADA_TARGET, ADA_KIMG = 0.1, 0.5  # p steps by 2 ranks x 4 images / 500 each batch
+
+
 def test_ddp_on_two_cpu_processes_keeps_the_ranks_in_sync(tmp_path):
     probe = tmp_path / "probe"
     (tmp_path / "probe.yaml").write_text(yaml.safe_dump({"trainer": {"callbacks": [
@@ -206,6 +209,7 @@ def test_ddp_on_two_cpu_processes_keeps_the_ranks_in_sync(tmp_path):
     result = cli("fit", *TINY, "--config", tmp_path / "probe.yaml", "--model.total_kimg", 0.040,
                  "--trainer.log_every_n_steps", 2, "--trainer.default_root_dir", root,
                  "--trainer.strategy", "ddp", "--trainer.devices", 2, "--trainer.accelerator", "cpu",
+                 "--model.augment", "ada", "--ada.target", ADA_TARGET, "--ada.interval", 1, "--ada.kimg", ADA_KIMG,
                  env=env, timeout=300, stall=60, watch=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [json.loads((probe / f"rank{rank}.json").read_text()) for rank in (0, 1)]
@@ -224,6 +228,18 @@ def test_ddp_on_two_cpu_processes_keeps_the_ranks_in_sync(tmp_path):
     for net in ("G", "D", "G_ema"):
         assert {k: v for k, v in ranks[0]["buffers"][net].items() if not k.endswith("w_avg")} == \
             {k: v for k, v in ranks[1]["buffers"][net].items() if not k.endswith("w_avg")}, net
+
+    # The ada controller stepped p from the signs of both ranks (2 x 4 reals in D main, + 2 x 4 in
+    # D reg at step 0): the same p on both ranks after every step, before DDP's next broadcast.
+    assert ranks[0]["augment_p"] == ranks[1]["augment_p"] and len(ranks[0]["augment_p"]) == 5
+    p, rate = 0.0, 2 * BATCH / (ADA_KIMG * 1000)
+    for step, (a, b) in enumerate(zip(ranks[0]["local_signs"], ranks[1]["local_signs"])):
+        r_t = (a[0] + b[0]) / (a[1] + b[1])
+        p = min(max(p + rate * ((r_t > ADA_TARGET) - (r_t < ADA_TARGET)), 0.0), 1.0)
+        assert ranks[0]["augment_p"][step] == pytest.approx(p, abs=1e-6), step
+    # ... which differ per rank: a controller fed its own rank's signs alone would have stepped otherwise.
+    assert any((a[0] / a[1] > ADA_TARGET) != (b[0] / b[1] > ADA_TARGET)
+               for a, b in zip(ranks[0]["local_signs"], ranks[1]["local_signs"]))
 
     # Each rank drew its own share of the data stream: positions rank, rank + 2, ... of pass 0.
     data = ImageDataModule(resolution=RES, channels=1, batch_size=BATCH, max_images=64)

@@ -47,6 +47,7 @@ RECIPES = sorted(str(p.relative_to(RECIPE_DIR)) for p in RECIPE_DIR.rglob("*.yam
 TOPOLOGIES = ("original", "skip", "residual")
 CONFIG_A = "stylegan2/config-a.yaml"
 CONFIG_E = "stylegan2/config-e.yaml"
+TRANSFER_SOURCE = "quickstart.yaml"  # the networks of recipes/ada/transfer-*.yaml, trained first
 # StyleGAN2 config A, the baseline StyleGAN (Appendix B, NVlabs' run_training.py config-a).
 BASELINE = {
     "trainer.devices": 8, "trainer.strategy": "ddp", "trainer.precision": "32-true",
@@ -114,10 +115,14 @@ def cli(*args) -> subprocess.CompletedProcess:
                           timeout=300, env=ENV)
 
 
-def recipe_growth(recipe: str) -> str:
+def recipe_model(recipe: str) -> dict:
     model = yaml.safe_load((RECIPE_DIR / recipe).read_text()).get("model") or {}
     assert isinstance(model, dict), f"{recipe}: expected the model group written out"
-    return model.get("growth", "none")
+    return model
+
+
+def recipe_growth(recipe: str) -> str:
+    return recipe_model(recipe).get("growth", "none")
 
 
 class Runs:
@@ -144,7 +149,12 @@ class Runs:
                 args += ["--model.total_kimg", AS_WRITTEN_IMAGES / 1000]
             elif recipe_growth(recipe) == "progressive":
                 args += ["--model.growth_options", yaml.safe_dump(TINY_GROWTH, default_flow_style=True).strip()]
-            self.futures[key] = self.pool.submit(lambda: (root, cli(*args)))
+            if recipe_model(recipe).get("init_from"):  # a transfer recipe: from the tiny quickstart run
+                source = self.start_train(TRANSFER_SOURCE)
+                self.futures[key] = self.pool.submit(lambda: (root, cli(
+                    *args, "--model.init_from", source.result()[0] / "checkpoints" / "last.ckpt")))
+            else:
+                self.futures[key] = self.pool.submit(lambda: (root, cli(*args)))
         return self.futures[key]
 
     def parse(self, recipe: str) -> subprocess.CompletedProcess:

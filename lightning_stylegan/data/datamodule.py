@@ -57,13 +57,16 @@ class ImageDataModule(L.LightningDataModule):
         max_images: Use only the first this many images (sorted by path); None = all.
         val_images: How many images (the first ones, in order, never mirrored) the validation
             dataloader yields; 0 = no validation data.
+        val_held_out: Keep the validation images (and their mirrored copies) out of training: a
+            validation split, on which the run logs the StyleGAN2-ADA paper's overfitting
+            heuristic r_v (``Val/r_v``). Then the validation also scores as many training images.
         seed: Seed of the training order (an endless stream of reshuffled passes over the data).
     """
 
     def __init__(self, path: str | None = None, resolution: int = 32, channels: int = 1, batch_size: int = 32,
                  num_workers: int = 0, resize: str = "center-crop", skip_corrupt: bool = False,
                  use_labels: bool = False, xflip: bool = False, max_images: int | None = None,
-                 val_images: int = 256, seed: int = 0):
+                 val_images: int = 256, val_held_out: bool = False, seed: int = 0):
         super().__init__()
         self.save_hyperparameters()  # checkpoints record the data, so `metrics` can find the reals
         _check_count("batch_size", batch_size, 1, "images per batch and device, e.g. 32")
@@ -74,6 +77,15 @@ class ImageDataModule(L.LightningDataModule):
         self.seed = seed
         self.dataset = ImageDataset(path, resolution, channels, resize=resize, skip_corrupt=skip_corrupt,
                                     use_labels=use_labels, xflip=xflip, max_images=max_images)
+        self.val_count = min(val_images, self.dataset.num_images)
+        self.val_held_out = bool(val_held_out) and self.val_count > 0
+        self.train_set = self.dataset
+        if self.val_held_out:
+            n = self.dataset.num_images
+            if self.val_count >= n:
+                raise ImageDataError(f"--data.val_held_out keeps {self.val_count} validation images out of training, "
+                                     f"but the dataset {self.dataset.source} has only {n}; lower --data.val_images.")
+            self.train_set = Subset(self.dataset, [i for i in range(len(self.dataset)) if i % n >= self.val_count])
         # Checked now, before a run writes anything: batch_size is the batch size of the final resolution
         # (a growth schedule stages only its own per-resolution sizes; train_dataloader checks those).
         self._check_batch_fits(batch_size)
@@ -100,7 +112,7 @@ class ImageDataModule(L.LightningDataModule):
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         module = trainer.lightning_module if trainer else None
         start = getattr(module, "images_seen", 0)
-        sampler = InfiniteSampler(len(self.dataset), seed=self.seed, rank=rank, world_size=world, start=start)
+        sampler = InfiniteSampler(len(self.train_set), seed=self.seed, rank=rank, world_size=world, start=start)
         growth = getattr(module, "growth", None)
 
         def staged_at(images_seen: int) -> int | None:
@@ -112,26 +124,33 @@ class ImageDataModule(L.LightningDataModule):
         # Again here: the model's growth schedule may stage a larger batch size at this resolution.
         self._check_batch_fits(batch_size_at(start), staged=bool(staged_at(start)))
 
-        return DataLoader(self.dataset, batch_sampler=StagedBatchSampler(sampler, batch_size_at),
+        return DataLoader(self.train_set, batch_sampler=StagedBatchSampler(sampler, batch_size_at),
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def _check_batch_fits(self, batch_size: int, staged: bool = False) -> None:
         """Refuse a dataset with fewer items (mirrored copies included) than one batch."""
-        if len(self.dataset) >= batch_size:
+        if len(self.train_set) >= batch_size:
             return
         count = f"{self.dataset.num_images} image(s)" + (f" ({len(self.dataset)} with xflip copies)"
                                                       if self.dataset.xflip else "")
+        if self.train_set is not self.dataset:
+            count += f", {len(self.train_set)} for training after --data.val_held_out"
         where = ("the growth schedule's batch size at this resolution" if staged else "--data.batch_size")
         fix = ("lower the batch_size of --model.growth_options for this resolution" if staged else
-               f"lower --data.batch_size to at most {len(self.dataset)}")
+               f"lower --data.batch_size to at most {len(self.train_set)}")
         raise ImageDataError(f"The dataset {self.dataset.source} has {count}, fewer than batch_size={batch_size} "
                              f"({where}), so no full batch can be made; {fix}, or add images"
                              f"{'' if self.dataset.xflip else ' (or pass --data.xflip true to double them)'}.")
 
     def val_dataloader(self) -> DataLoader | list:
-        """The first ``val_images`` images, in order, unshuffled; an empty list when it is 0."""
-        if self.val_images == 0:
+        """The first ``val_images`` images, in order, unshuffled; an empty list when it is 0. With
+        ``val_held_out``, a second loader of as many training images (the first ones kept for training)."""
+        if self.val_count == 0:
             return []
-        count = min(self.val_images, self.dataset.num_images)
-        return DataLoader(Subset(self.dataset, range(count)), batch_size=self.batch_size,
-                          num_workers=self.num_workers)
+        loaders = [DataLoader(Subset(self.dataset, range(self.val_count)), batch_size=self.batch_size,
+                              num_workers=self.num_workers)]
+        if self.val_held_out:
+            count = min(self.val_count, self.dataset.num_images - self.val_count)
+            loaders.append(DataLoader(Subset(self.train_set, range(count)), batch_size=self.batch_size,
+                                      num_workers=self.num_workers))
+        return loaders if len(loaders) > 1 else loaders[0]

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
+from ..data.dataset import ImageDataset
+from ..errors import ConfigError
 from ..kimg import crossed, maintenance
 from .catalog import parse_metrics
 from .evaluate import MetricOptions, compute_metrics
@@ -61,11 +63,17 @@ class Metrics(Callback):
         lpips_backbone: local weights of the LPIPS backbone for PPL.
         batch_size: generated images per batch.
         cache_dir: where real-image statistics are cached (default ``~/.cache/lightning_stylegan``).
+        reals: the real images to compare with: ``training`` (the training set, as NVlabs' training
+            loop) or ``all`` (the dataset without ``--data.max_images``, as the StyleGAN2-ADA paper
+            scores its subset runs: against the whole dataset).
     """
 
     def __init__(self, metrics: list[str] | None = None, every_kimg: float = 50.0, num_gen: int | None = None,
                  features: str = "auto", feature_weights: str | None = None, lpips_backbone: str | None = None,
-                 batch_size: int = 32, cache_dir: str | None = None):
+                 batch_size: int = 32, cache_dir: str | None = None, reals: str = "training"):
+        if reals not in ("training", "all"):
+            raise ConfigError(f"--metrics.reals must be 'training' or 'all', got {reals!r}")
+        self.reals, self._all_reals = reals, None
         self.specs = parse_metrics(metrics, num_gen) if metrics else []
         self.every_kimg = every_kimg
         self.options = MetricOptions(features=features, feature_weights=feature_weights,
@@ -86,6 +94,17 @@ class Metrics(Callback):
         if self.specs and self._scored != module.images_seen:
             self.score(trainer, module)
 
+    def real_dataset(self, datamodule) -> ImageDataset:
+        """The training set, or with ``reals: all`` the same images without ``max_images``."""
+        data = datamodule.hparams
+        if self.reals == "training" or data.get("max_images") is None:
+            return datamodule.dataset
+        if self._all_reals is None:
+            self._all_reals = ImageDataset(data["path"], data["resolution"], data["channels"], resize=data["resize"],
+                                           skip_corrupt=data["skip_corrupt"], use_labels=data["use_labels"],
+                                           xflip=data["xflip"])
+        return self._all_reals
+
     @torch.no_grad()
     def score(self, trainer, module) -> dict[str, float]:
         """Compute the metrics now with G_ema on rank 0; log them and share them with every rank."""
@@ -98,7 +117,7 @@ class Metrics(Callback):
                 if stage.resolution != G.img_resolution:
                     G = StageGenerator(G, stage.resolution, stage.alpha)
                 self.options.device = str(module.device)
-                results, _ = compute_metrics(self.specs, G, trainer.datamodule.dataset, self.options)
+                results, _ = compute_metrics(self.specs, G, self.real_dataset(trainer.datamodule), self.options)
             results = trainer.strategy.broadcast(results, src=0)
         scalars = {f"Metrics/{name}": value for name, value in results.items()}
         for name, value in scalars.items():

@@ -130,6 +130,7 @@ class StyleGAN2(pl.LightningModule):
         self.run_config: dict | None = None
         self._label_table: torch.Tensor | None = None  # the training set's one-hot labels, for G's labels
         self._lod: float | None = None  # the growth stage's lod at the last step (checkpointed)
+        self._val_sums: dict[str, torch.Tensor] = {}  # validation: [sum, count] of D's logits per kind
 
     def _init_weights_from(self, path: str) -> None:
         source = load_networks(path)
@@ -299,21 +300,46 @@ class StyleGAN2(pl.LightningModule):
         if self.images_seen >= self.hparams["total_kimg"] * 1000:
             self.trainer.should_stop = True
 
-    def validation_step(self, batch, batch_idx):
-        """D's scores on the validation images and on as many EMA fakes of fixed latents."""
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):
+        """D's scores on the validation images and on as many EMA fakes of fixed latents; with a
+        held-out split (``data.val_held_out``) the second loader's training images, for r_v."""
         real, real_c = batch
         real_c = real_c if self.hparams["label_dim"] else None
         stage = self.stage
         real = self._reals_at(real, stage)
+        real_logits = self.D(real, real_c, alpha=stage.alpha)
+        if dataloader_idx == 1:
+            self._add_val_scores("train", real_logits)
+            return
         generator = torch.Generator().manual_seed(hash((self.hparams["seed"], batch_idx)) % 2 ** 63)
         z = torch.randn(real.shape[0], self.G_ema.z_dim, generator=generator).to(real.device)
         fake = self.G_ema(z, real_c, noise_mode="const", resolution=stage.resolution, alpha=stage.alpha)
-        real_logits = self.D(real, real_c, alpha=stage.alpha)
         fake_logits = self.D(fake, real_c, alpha=stage.alpha)
+        self._add_val_scores("val", real_logits)
+        self._add_val_scores("fake", fake_logits)
         # "step" sets the logger's x-axis for these values: images seen, like every other scalar.
         self.log_dict({"Val/scores/real": real_logits.mean(), "Val/scores/fake": fake_logits.mean(),
                        "Val/D/loss": discriminator_loss(real_logits, fake_logits).mean(),
-                       "step": float(self.images_seen)}, batch_size=real.shape[0], sync_dist=True)
+                       "step": float(self.images_seen)}, batch_size=real.shape[0], sync_dist=True,
+                      add_dataloader_idx=False)
+
+    def _add_val_scores(self, name: str, logits: torch.Tensor) -> None:
+        self._val_sums[name] += torch.tensor([float(logits.double().sum()), logits.numel()], dtype=torch.float64)
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = {name: torch.zeros(2, dtype=torch.float64) for name in ("val", "fake", "train")}
+
+    def on_validation_epoch_end(self) -> None:
+        """r_v = (E[D_train] - E[D_validation]) / (E[D_train] - E[D_generated]) (StyleGAN2-ADA Eq. 1
+        left; 003_22a7711458f25a1a.txt Section 1.0.2): 0 = no overfitting, 1 = the validation images
+        score like fakes. Logged as ``Val/r_v`` when the validation images are held out."""
+        sums = {name: self.trainer.strategy.reduce(value.to(self.device), reduce_op="sum")
+                for name, value in self._val_sums.items()}
+        if float(sums["train"][1]) == 0 or float(sums["val"][1]) == 0:
+            return
+        train, val, fake = (float(sums[name][0] / sums[name][1]) for name in ("train", "val", "fake"))
+        self.log_dict({"Val/r_v": (train - val) / (train - fake) if train != fake else float("nan"),
+                       "Val/scores/train": train, "step": float(self.images_seen)}, add_dataloader_idx=False)
 
     def on_train_end(self) -> None:
         if self._stats:
