@@ -63,9 +63,8 @@ def test_tick_line_has_nvlabs_layout():
 
 
 def test_bar_counts_kimg_from_the_resumed_position(tmp_path, capsys, one_thread):
-    model = tiny_model(total_kimg=steps(6))
+    model = tiny_model(total_kimg=steps(6), augment="ada", augment_options={"p": 0.25})  # a fixed p
     model.counters["images_seen"] = 3 * BATCH  # as a run resumed at 12 images
-    model.augment_p = 0.25
     bar = KimgProgressBar(mininterval=0)  # draw every step, to see each frame
     fit = trainer(tmp_path, bar, Ticks(kimg=1.0), enable_progress_bar=True)
     fit.fit(model, tiny_data())

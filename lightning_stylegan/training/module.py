@@ -163,9 +163,10 @@ class StyleGAN2(pl.LightningModule):
         return self.growth.state(self.kimg)
 
     @property
-    def augment_p(self) -> torch.Tensor:
-        """The augmentation probability now (a float32 tensor, saved with the augmentation's state)."""
-        return self.augment.p
+    def augment_p(self) -> torch.Tensor | None:
+        """The augmentation probability now (a float32 tensor, saved with the augmentation's state);
+        None without augmentation (as NVlabs, which then has no augment pipe to report)."""
+        return self.augment.p if self.hparams["augment"] != "none" else None
 
     def callback(self, kind: type, enabled_only: bool = True):
         """The trainer's callback of this kind, if the run has one (and, with ``enabled_only``, it is on)."""
@@ -449,7 +450,8 @@ class StyleGAN2(pl.LightningModule):
         stage = self.stage
         metrics["Progress/resolution"], metrics["Progress/alpha"] = stage.resolution, stage.alpha
         metrics["Progress/nonfinite_grads"] = int(self._nonfinite_grads)
-        metrics["Progress/augment"] = float(self.augment.p)
+        if self.augment_p is not None:
+            metrics["Progress/augment"] = float(self.augment_p)
         if self.images_seen > start_images:
             metrics["Timing/sec_per_kimg"] = (now - start_time) / (self.images_seen - start_images) * 1000
         self._tick = (now, self.images_seen)
