@@ -10,6 +10,10 @@ path-length penalties (finite and sane in bf16 too).
     python benchmarks/train_step.py [--resolution 32] [--channel-base 4096] [--channel-max 128]
         [--z-dim 512] [--w-dim 512] [--mapping-layers 8] [--batch 8] [--infer-batch 32]
         [--steps 64] [--precision 32-true] [--accelerator cpu] [--threads N] [--json out.json]
+        [--augment ada --augment-p 0.6]
+
+``--augment`` applies an augmentation plugin at a fixed p to every D input: the step time with and
+without it gives the augmentation's share of a training step.
 
 Defaults: the comparison configuration of issue 13 (32x32, channel_base 4096, channel_max 128,
 z = w = 512, 8 mapping layers, demod + skip G + residual D). Compare with NVlabs' code only side
@@ -103,6 +107,8 @@ def main() -> None:
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
     parser.add_argument("--accelerator", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--augment", default="none", help="augmentation plugin on every D input (ada, diffaugment)")
+    parser.add_argument("--augment-p", type=float, default=0.6, help="its fixed p (with --augment)")
     parser.add_argument("--infer-batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=64, help="timed training steps (after --warmup)")
     parser.add_argument("--warmup", type=int, default=16)
@@ -118,7 +124,8 @@ def main() -> None:
         resolution=args.resolution, channels=args.channels,
         generator=GeneratorOptions(z_dim=args.z_dim, w_dim=args.w_dim, mapping_layers=args.mapping_layers,
                                    channel_base=args.channel_base, channel_max=args.channel_max),
-        discriminator=DiscriminatorOptions(channel_base=args.channel_base, channel_max=args.channel_max))
+        discriminator=DiscriminatorOptions(channel_base=args.channel_base, channel_max=args.channel_max),
+        augment=args.augment, augment_options={"p": args.augment_p} if args.augment != "none" else None)
     timer = train_throughput(model, args)
     train = timer.images_per_second()
     rss_train = peak_rss_mib()
