@@ -85,10 +85,13 @@ def _read(path: Path) -> dict:
                                "`lightning-stylegan convert` first.") from error
 
 
-def check_plugins_installed(data: dict, path: Path) -> None:
+def check_plugins_installed(data: dict, path: Path, networks_only: bool = False) -> None:
     """Every plugin a file records (``{kind: {name, distribution, version}}``) is installed, or an
-    error that says which package to install."""
+    error that says which package to install. ``networks_only`` leaves out the augmentation,
+    which only training uses."""
     for kind, used in (data.get("plugins") or {}).items():
+        if networks_only and kind == "augmentation":
+            continue
         if kind in registry.GROUPS and used.get("name") not in registry.index(kind):
             raise NetworkFileError(
                 f"{path} needs the {kind} plugin {used.get('name')!r} from {used.get('distribution')} "
@@ -133,7 +136,7 @@ def load_networks(path: str | os.PathLike, generator_only: bool = False) -> Netw
         raise NetworkFileError(f"{path} has no StyleGAN2 networks: expected a checkpoint written by "
                                "`lightning-stylegan fit` or `convert`, or a generator written by `convert "
                                "--export`. A checkpoint of another LightningModule does not hold G and D.")
-    check_plugins_installed(data, path)
+    check_plugins_installed(data, path, networks_only=True)
     hparams = data["hyper_parameters"]
     state = data["state_dict"]
     networks = {}

@@ -11,6 +11,7 @@ from lightning_stylegan.augmentations.base import Augmentation
 from lightning_stylegan.data.datamodule import ImageDataModule
 from lightning_stylegan.data.images import ImageDataError
 from lightning_stylegan.errors import ConfigError
+from lightning_stylegan.network_files import NetworkFileError, load_networks, read_training_checkpoint
 from lightning_stylegan.registry import PluginError
 from lightning_stylegan.training.ada import AdaController
 from lightning_stylegan.training.regularizers import PathLength, R1
@@ -124,9 +125,11 @@ def test_a_transfer_run_steps_p_at_100_kimg_and_has_no_ema_rampup(tmp_path):
     ada_run(tmp_path / "src", 1)
     source = torch.load(tmp_path / "src" / "last.ckpt", weights_only=True)["state_dict"]
     model = tiny_model(total_kimg=steps(1), augment="ada", init_from=str(tmp_path / "src" / "last.ckpt"))
-    controller = AdaController(target=0.0)  # default kimg: 100 for a transfer run
+    controller = AdaController(target=0.3)  # default kimg: 100 for a transfer run
+    model.augment.p.fill_(0.5)
     trainer(tmp_path / "t", controller).fit(model, tiny_data())
-    assert float(model.augment.p) == pytest.approx(BATCH * 4 / (100 * 1000))  # one update, after step 0
+    # One update, after step 0, from 4 signs: r_t is a multiple of 1/4, never the target.
+    assert abs(float(model.augment.p) - 0.5) == pytest.approx(BATCH * 4 / (100 * 1000), rel=1e-4)
     # At 0 images seen a ramp-up would copy G into G_ema; without one, G_ema keeps 0.5 ** (4 / 10000)
     # of the source's G_ema (ema_kimg 10).
     beta = 0.5 ** (BATCH / 10_000)
@@ -185,3 +188,14 @@ def test_a_held_out_split_logs_r_v(tmp_path):
     assert float(fit.callback_metrics["Val/r_v"]) == pytest.approx(expected, rel=1e-4)
     with pytest.raises(ImageDataError, match="--data.val_images"):
         ImageDataModule(resolution=8, channels=1, batch_size=BATCH, max_images=8, val_images=8, val_held_out=True)
+
+
+def test_a_missing_augmentation_plugin_blocks_resume_but_not_the_tools(tmp_path):
+    """Generating needs G's plugins only; resuming needs the augmentation too, and names its package."""
+    ada_run(tmp_path, 1, augment="ada")
+    checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    checkpoint["plugins"]["augmentation"] = {"name": "cutmix", "distribution": "lsg-cutmix", "version": "0.3"}
+    torch.save(checkpoint, tmp_path / "other.ckpt")
+    assert load_networks(tmp_path / "other.ckpt").G_ema is not None
+    with pytest.raises(NetworkFileError, match=r"augmentation plugin 'cutmix'.*pip install lsg-cutmix==0.3"):
+        read_training_checkpoint(tmp_path / "other.ckpt", resume=True)
