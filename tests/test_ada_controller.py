@@ -117,6 +117,10 @@ def test_p_adapts_lives_in_the_checkpoint_and_resumes_bit_for_bit(tmp_path):
 def test_a_fixed_p_or_a_non_adaptive_plugin_is_left_alone(tmp_path):
     fixed, _ = ada_run(tmp_path / "a", 4, augment="ada", augment_options={"p": 0.3})
     assert float(fixed.augment.p) == pytest.approx(0.3) and fixed.ada_controller() is None
+    # Resumed with another fixed p, the run uses it, not the checkpoint's.
+    refixed, _ = ada_run(tmp_path / "a", 6, ckpt_path=str(tmp_path / "a" / "last.ckpt"), augment="ada",
+                         augment_options={"p": 0.1})
+    assert float(refixed.augment.p) == pytest.approx(0.1) and refixed.counters["g_steps"] == 6
     plain, _ = ada_run(tmp_path / "b", 4, augment="diffaugment")
     assert float(plain.augment.p) == 1.0 and plain.ada_controller() is None
 

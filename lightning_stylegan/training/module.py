@@ -358,8 +358,12 @@ class StyleGAN2(pl.LightningModule):
             raise ValueError("This checkpoint was not written by lightning-stylegan's StyleGAN2 module "
                              "(it has no 'counters'); pass a checkpoint from `lightning-stylegan fit`.")
         self.counters = {name: int(checkpoint["counters"].get(name, 0)) for name in COUNTERS}
-        # A checkpoint from before augmentation plugins existed trained without one: p = 0.
-        checkpoint["state_dict"].setdefault("augment.p", torch.zeros_like(self.augment.p))
+        # A checkpoint from before augmentation plugins existed trained without one: p = 0. A p fixed
+        # by this run's augment_options replaces the checkpoint's.
+        state = checkpoint["state_dict"]
+        state.setdefault("augment.p", torch.zeros_like(self.augment.p))
+        if "p" in self.hparams["augment_options"]:
+            state["augment.p"] = self.augment.p.clone()
         self._lod = checkpoint.get("growth_lod")
 
     # ----------------------------------------------------------------- phases
