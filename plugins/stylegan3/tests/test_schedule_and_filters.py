@@ -1,0 +1,72 @@
+"""StyleGAN3's layer schedule and filter design (Karras et al. 2021, Section 3.2, Figure 4,
+Appendix C) against independent computations: NVlabs' released networks' layer names, scipy's
+Kaiser-window FIR design, and the jinc's closed form."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.signal
+import scipy.special
+
+from lightning_stylegan_stylegan3.filters import design_lowpass, kaiser_beta
+from lightning_stylegan_stylegan3.schedule import layer_schedule
+
+# Layer attribute names in NVlabs' released pickles (``synthesis.L{i}_{size}_{channels}``).
+NVLABS_T_256 = ["L0_36_512", "L1_36_512", "L2_36_512", "L3_52_512", "L4_52_512", "L5_84_512", "L6_84_512",
+                "L7_148_512", "L8_148_512", "L9_148_362", "L10_276_256", "L11_276_181", "L12_276_128",
+                "L13_256_128", "L14_256_3"]
+NVLABS_R_1024 = ["L0_36_1024", "L1_36_1024", "L2_52_1024", "L3_52_1024", "L4_84_1024", "L5_148_1024",
+                 "L6_148_1024", "L7_276_645", "L8_276_406", "L9_532_256", "L10_1044_161", "L11_1044_102",
+                 "L12_1044_64", "L13_1024_64", "L14_1024_3"]
+
+
+def test_layer_names_match_nvlabs_released_networks():
+    assert [layer.name for layer in layer_schedule(256, 3)] == NVLABS_T_256
+    assert [layer.name for layer in layer_schedule(1024, 3, channel_base=65536, channel_max=1024)] == NVLABS_R_1024
+
+
+def test_the_1024_schedule_follows_the_papers_progression():
+    """Figure 4 (1024 px, T): f_c from 2 to 512 and f_t from 2^2.1 to 512 * 2^0.3, geometric up to
+    layer 12, then flat over the critically sampled layers; sampling rates 16 ... 1024."""
+    layers = layer_schedule(1024, 3)
+    assert layers[0].cutoff == 2 and layers[0].stopband == pytest.approx(2 ** 2.1)
+    for i, layer in enumerate(layers[:13]):
+        assert layer.cutoff == pytest.approx(2 * 256 ** (i / 12))
+        assert layer.stopband == pytest.approx(2 ** 2.1 * (512 * 2 ** 0.3 / 2 ** 2.1) ** (i / 12))
+    assert all(layer.cutoff == 512 and layer.critically_sampled for layer in layers[12:])
+    assert [layer.sampling_rate for layer in layers] == [16, 16, 32, 32, 64, 128, 128, 256, 256, 512] + [1024] * 5
+    for layer in layers:
+        assert layer.sampling_rate >= min(2 * layer.stopband, 1024) > layer.sampling_rate / 2
+        assert layer.half_width == pytest.approx(max(layer.stopband, layer.sampling_rate / 2) - layer.cutoff)
+
+
+@pytest.mark.parametrize("numtaps, cutoff, width, fs", [(12, 2.0, 12.0, 32), (24, 128.0, 100.0, 1024), (6, 8, 16, 32)])
+def test_separable_filter_is_scipys_kaiser_windowed_sinc(numtaps, cutoff, width, fs):
+    ours = design_lowpass(numtaps, cutoff, width, fs)
+    reference = scipy.signal.firwin(numtaps=numtaps, cutoff=cutoff, width=width, fs=fs)
+    np.testing.assert_allclose(ours, reference, rtol=1e-12, atol=1e-15)
+    assert kaiser_beta(scipy.signal.kaiser_atten(numtaps, width / (fs / 2))) == \
+        pytest.approx(scipy.signal.kaiser_beta(scipy.signal.kaiser_atten(numtaps, width / (fs / 2))))
+
+
+def test_radial_filter_is_the_windowed_jinc():
+    numtaps, cutoff, width, fs = 12, 64.0, 80.0, 256
+    taps = design_lowpass(numtaps, cutoff, width, fs, radial=True)
+    window = np.kaiser(numtaps, scipy.signal.kaiser_beta(scipy.signal.kaiser_atten(numtaps, width / (fs / 2))))
+    expected = np.zeros((numtaps, numtaps))
+    for i in range(numtaps):
+        for j in range(numtaps):
+            r = math.hypot((i - (numtaps - 1) / 2) / fs, (j - (numtaps - 1) / 2) / fs)
+            expected[i, j] = scipy.special.j1(2 * math.pi * cutoff * r) / (math.pi * r) * window[i] * window[j]
+    np.testing.assert_allclose(taps, expected / expected.sum(), rtol=1e-12)
+    assert np.allclose(taps, taps.T) and np.allclose(taps, taps[::-1, ::-1])
+    odd = design_lowpass(7, cutoff, width, fs, radial=True)
+    assert np.isfinite(odd).all() and odd[3, 3] == odd.max()  # the centre tap's limit, J1(z) ~ z / 2
+
+
+def test_one_tap_is_the_identity():
+    assert design_lowpass(1, 2.0, 4.0, 16) is None
+    with pytest.raises(ValueError, match="numtaps"):
+        design_lowpass(0, 2.0, 4.0, 16)
