@@ -70,3 +70,48 @@ def test_one_tap_is_the_identity():
     assert design_lowpass(1, 2.0, 4.0, 16) is None
     with pytest.raises(ValueError, match="numtaps"):
         design_lowpass(0, 2.0, 4.0, 16)
+
+
+def explicit_filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp):
+    """The same op by loops over pixels, in float64: zero insertion, padding, convolution with the
+    flipped 2-D filter, bias + leaky ReLU + gain + clamp, convolution, decimation."""
+    x = x + b[None, :, None, None]
+    n, c, h, w = x.shape
+    upsampled = np.zeros((n, c, h * up, w * up))
+    upsampled[:, :, ::up, ::up] = x
+    x0, x1, y0, y1 = padding
+    padded = np.pad(upsampled, ((0, 0), (0, 0), (y0, y1), (x0, x1)))
+
+    def convolve(image, f):
+        k = f.shape[0]
+        out = np.zeros(image.shape[:2] + (image.shape[2] - k + 1, image.shape[3] - k + 1))
+        for i in range(out.shape[2]):
+            for j in range(out.shape[3]):
+                out[:, :, i, j] = (image[:, :, i:i + k, j:j + k] * f[::-1, ::-1]).sum(axis=(2, 3))
+        return out
+
+    y = convolve(padded, np.outer(fu, fu) * up ** 2)
+    y = np.where(y >= 0, y, y * slope) * gain
+    if clamp is not None:
+        y = np.clip(y, -clamp, clamp)
+    return convolve(y, fd if fd.ndim == 2 else np.outer(fd, fd))[:, :, ::down, ::down]
+
+
+@pytest.mark.parametrize("up, down, padding, clamp, radial", [
+    (2, 2, (5, 6, 5, 6), None, False), (4, 2, (9, 10, 7, 8), 0.5, False), (2, 1, (3, 4, 3, 4), None, False),
+    (2, 2, (5, 6, 5, 6), None, True)])
+def test_filtered_lrelu_equals_the_explicit_upsample_act_filter_downsample(up, down, padding, clamp, radial):
+    """The filtered leaky ReLU (Section 3.2), separable or with stylegan3-r's radial down-sampling filter."""
+    import torch
+
+    from lightning_stylegan_stylegan3.filtered_lrelu import filtered_lrelu
+
+    rng = np.random.default_rng(0)
+    x, b = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal(3)
+    fu = design_lowpass(6 * up, 3.0, 6.0, 8 * up)
+    fd = design_lowpass(6 * down, 3.0, 6.0, 8 * up, radial=radial) if down > 1 else np.ones(1)
+    ours = filtered_lrelu(torch.from_numpy(x), torch.from_numpy(fu), torch.from_numpy(fd), torch.from_numpy(b),
+                          up=up, down=down, padding=padding, gain=math.sqrt(2), slope=0.2, clamp=clamp)
+    expected = explicit_filtered_lrelu(x, fu, fd, b, up, down, padding, math.sqrt(2), 0.2, clamp)
+    assert tuple(ours.shape) == expected.shape
+    np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-10, atol=1e-12)
