@@ -84,11 +84,12 @@ class StyleGAN2(pl.LightningModule):
         generator = _options(GeneratorOptions, generator)
         discriminator = _options(DiscriminatorOptions, discriminator)
         schedule_class = registry.load("growth", growth)
+        growth_label, augment_label = f"the growth plugin {growth!r}", f"the augmentation plugin {augment!r}"
         growth_options = bind_options(schedule_class, growth_options, key="model.growth_options",
-                                      label=f"the growth plugin {growth!r}", given=("final_resolution",))
+                                      label=growth_label, given=("final_resolution",))
         augment_class = registry.load("augmentation", augment)
         augment_options = bind_options(augment_class, augment_options, key="model.augment_options",
-                                       label=f"the augmentation plugin {augment!r}")
+                                       label=augment_label)
         self.save_hyperparameters({
             "resolution": resolution, "channels": channels, "label_dim": label_dim,
             "generator": asdict(generator), "discriminator": asdict(discriminator), "g_lr": g_lr,
@@ -98,10 +99,7 @@ class StyleGAN2(pl.LightningModule):
             "growth_options": growth_options, "init_from": init_from, "augment": augment,
             "augment_options": augment_options, "freeze_d": freeze_d})
         self.automatic_optimization = False
-        try:
-            self.growth = schedule_class(resolution, **growth_options)
-        except (TypeError, ValueError) as error:  # the plugin's own check of its options
-            raise ConfigError(f"model.growth_options {growth_options} of the growth plugin {growth!r}: {error}") from error
+        self.growth = _construct(schedule_class, growth_options, "model.growth_options", growth_label, resolution)
         progressive = self.growth.progressive
         self.G = Generator(resolution, channels, c_dim=label_dim, progressive=progressive, **asdict(generator))
         self.D = build_discriminator(img_resolution=resolution, img_channels=channels, c_dim=label_dim,
@@ -113,13 +111,7 @@ class StyleGAN2(pl.LightningModule):
         if init_from:
             self._init_weights_from(init_from)
         self.frozen_d_layers = freeze_discriminator(self.D, freeze_d)
-        try:
-            self.augment = augment_class(**augment_options)
-        except (TypeError, ValueError) as error:  # the plugin's own check of its options
-            raise ConfigError(f"model.augment_options {augment_options} of the augmentation plugin "
-                              f"{augment!r}: {error}") from error
-        # p adapts when the plugin allows it and the recipe does not fix it.
-        self.adaptive_augment = bool(augment_class.adaptive) and "p" not in augment_options
+        self.augment = _construct(augment_class, augment_options, "model.augment_options", augment_label)
         self.counters = dict.fromkeys(COUNTERS, 0)
         self._stats: dict[str, list[torch.Tensor]] = {}
         self._nonfinite_streak = torch.zeros([], dtype=torch.long)
@@ -180,10 +172,17 @@ class StyleGAN2(pl.LightningModule):
         return self.G.plugins() | {"discriminator": self.hparams["discriminator"]["topology"],
                                    "growth": self.hparams["growth"], "augmentation": self.hparams["augment"]}
 
+    @property
+    def fixed_augment_p(self) -> bool:
+        """Whether the recipe fixes p (a ``p`` in ``augment_options``): then no controller tunes it,
+        and a resumed run uses this value, not the checkpoint's."""
+        return "p" in self.hparams["augment_options"]
+
     def ada_controller(self) -> AdaController | None:
-        """The ``ada`` callback when it tunes this run's augmentation probability."""
+        """The ``ada`` callback when it tunes this run's augmentation probability: the plugin allows
+        it and the recipe does not fix p."""
         ada = self.callback(AdaController)
-        return ada if ada is not None and self.adaptive_augment else None
+        return ada if ada is not None and self.augment.adaptive and not self.fixed_augment_p else None
 
     # ----------------------------------------------------------------- Lightning hooks
     def adam_settings(self) -> list[dict]:
@@ -362,7 +361,7 @@ class StyleGAN2(pl.LightningModule):
         # by this run's augment_options replaces the checkpoint's.
         state = checkpoint["state_dict"]
         state.setdefault("augment.p", torch.zeros_like(self.augment.p))
-        if "p" in self.hparams["augment_options"]:
+        if self.fixed_augment_p:
             state["augment.p"] = self.augment.p.clone()
         self._lod = checkpoint.get("growth_lod")
 
@@ -473,6 +472,15 @@ class StyleGAN2(pl.LightningModule):
             f"The G/D losses were non-finite for {streak} consecutive steps (at {self.kimg:.1f} kimg); "
             f"the state was saved to {path}. Lower g_lr/d_lr, raise the R1 gamma, or train in "
             f"32-true precision, then resume from the last good checkpoint.")
+
+
+def _construct(plugin, options: dict, key: str, label: str, *given):
+    """``plugin(*given, **options)``; the plugin's own ``TypeError`` / ``ValueError`` about its
+    options becomes a ``ConfigError`` naming the recipe key and the plugin."""
+    try:
+        return plugin(*given, **options)
+    except (TypeError, ValueError) as error:  # the plugin's own check of its options
+        raise ConfigError(f"{key} {options} of {label}: {error}") from error
 
 
 def _options(kind, value):
