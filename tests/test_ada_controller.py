@@ -203,3 +203,13 @@ def test_a_missing_augmentation_plugin_blocks_resume_but_not_the_tools(tmp_path)
     assert load_networks(tmp_path / "other.ckpt").G_ema is not None
     with pytest.raises(NetworkFileError, match=r"augmentation plugin 'cutmix'.*pip install lsg-cutmix==0.3"):
         read_training_checkpoint(tmp_path / "other.ckpt", resume=True)
+
+
+def test_metrics_reals_must_be_training_or_all():
+    from lightning_stylegan.metrics.callback import Metrics
+
+    with pytest.raises(ConfigError, match=r"--metrics.reals must be 'training' or 'all', got 'everything'"):
+        Metrics(reals="everything")
+    data = ImageDataModule(resolution=8, channels=1, batch_size=BATCH, max_images=64, val_images=0)
+    assert Metrics(reals="training").real_dataset(data) is data.dataset
+    assert len(Metrics(reals="all").real_dataset(data)) == 6000  # every embedded image
