@@ -10,9 +10,13 @@ import torch
 from torch import nn
 
 from . import registry
+from .plugin_options import bind_options
 from .nn.mapping import MappingNetwork
 
 IMG_CHANNELS = (1, 3, 4)
+# What Generator passes every synthesis class itself; ``synthesis_options`` adds the plugin's own.
+SYNTHESIS_ARGUMENTS = ("w_dim", "img_resolution", "img_channels", "normalization", "channel_base",
+                       "channel_max", "use_noise", "conv_clamp", "progressive")
 
 
 def _check_image_format(img_resolution: int, img_channels: int) -> None:
@@ -27,7 +31,8 @@ class Generator(nn.Module):
 
     ``G.mapping(z, c)`` -> ws [N, num_ws, w_dim]; ``G.synthesis(ws, noise_mode=...)`` -> images.
     ``topology`` names a generator plugin, ``normalization`` a normalization plugin;
-    ``progressive`` adds a to-RGB layer at every resolution for progressive growing. The mapping
+    ``progressive`` adds a to-RGB layer at every resolution for progressive growing;
+    ``synthesis_options`` are the synthesis plugin's own keyword options. The mapping
     network is the topology's ``mapping_class`` (a ``MappingNetwork`` subclass; the default when
     the plugin names none).
     """
@@ -36,23 +41,28 @@ class Generator(nn.Module):
                  w_dim: int = 512, c_dim: int = 0, topology: str = "skip", normalization: str = "demod",
                  mapping_layers: int = 8, mapping_lr_multiplier: float = 0.01, w_avg_beta: float = 0.995,
                  channel_base: int = 32768, channel_max: int = 512, use_noise: bool = True,
-                 conv_clamp: float | None = None, progressive: bool = False):
+                 conv_clamp: float | None = None, progressive: bool = False,
+                 synthesis_options: dict | None = None):
         super().__init__()
         _check_image_format(img_resolution, img_channels)
+        synthesis_options = dict(synthesis_options or {})
         self.init_kwargs = dict(img_resolution=img_resolution, img_channels=img_channels, z_dim=z_dim,
                                 w_dim=w_dim, c_dim=c_dim, topology=topology, normalization=normalization,
                                 mapping_layers=mapping_layers, mapping_lr_multiplier=mapping_lr_multiplier,
                                 w_avg_beta=w_avg_beta, channel_base=channel_base, channel_max=channel_max,
-                                use_noise=use_noise, conv_clamp=conv_clamp, progressive=progressive)
+                                use_noise=use_noise, conv_clamp=conv_clamp, progressive=progressive,
+                                synthesis_options=synthesis_options)
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.topology, self.normalization = topology, normalization
         synthesis_class = registry.load("generator", topology)
         norm = registry.load("normalization", normalization)()
+        extra = bind_options(synthesis_class, synthesis_options, key="model.generator.synthesis_options",
+                             label=f"the generator plugin {topology!r}", given=SYNTHESIS_ARGUMENTS)
         self.synthesis = synthesis_class(w_dim, img_resolution, img_channels, norm,
                                          channel_base=channel_base, channel_max=channel_max,
                                          use_noise=use_noise, conv_clamp=conv_clamp,
-                                         progressive=progressive)
+                                         progressive=progressive, **extra)
         self.num_ws = self.synthesis.num_ws
         mapping_class = getattr(synthesis_class, "mapping_class", MappingNetwork)
         self.mapping = mapping_class(z_dim, c_dim, w_dim, self.num_ws, num_layers=mapping_layers,

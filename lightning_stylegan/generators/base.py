@@ -131,13 +131,17 @@ class SynthesisNetwork(nn.Module):
         return [getattr(self, f"b{res}") for res in self.block_resolutions]
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", fused_modconv: bool | None = None,
-                resolution: int | None = None, alpha: float = 1.0) -> torch.Tensor:
+                resolution: int | None = None, alpha: float = 1.0, update_emas: bool = False) -> torch.Tensor:
         """``fused_modconv=None`` fuses at inference on CUDA (NVlabs' default) and nowhere else:
         on the CPU the non-fused form runs 2-4x faster in channels_last, as it keeps one shared
         weight (``benchmarks/train_step.py`` reports both forms).
 
         ``resolution`` (default: the full one) and ``alpha`` < 1 select a progressive-growing
         stage: images come out at that resolution, the newest block faded in by ``alpha``.
+
+        ``update_emas`` is True in the one pass per step in which a synthesis network may update
+        running statistics of its activations (StyleGAN3's magnitude EMA): the D main pass, as in
+        NVlabs' stylegan3. The built-in topologies keep none.
         """
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")

@@ -233,6 +233,8 @@ class StyleGAN2(pl.LightningModule):
         real = self._reals_at(real, stage)
         batch_size = real.shape[0]
         path_length, r1, ada = self.callback(PathLength), self.callback(R1), self.ada_controller()
+        # The augmentation's schedule hook (a no-op by default), from the checkpointed counter.
+        self.augment.set_progress(self.images_seen, transfer=bool(self.hparams["init_from"]))
 
         # G main (+ path length when not lazy): maximize D's logits for generated images.
         self.toggle_optimizer(opt_g)
@@ -260,7 +262,7 @@ class StyleGAN2(pl.LightningModule):
         self.toggle_optimizer(opt_d)
         z, gen_c = self._latents(batch_size, real_c)
         with torch.no_grad():
-            fake, _ = self._generate(z, gen_c, stage)
+            fake, _ = self._generate(z, gen_c, stage, update_emas=True)
         fake_logits = self.D(self.augment(fake), gen_c, alpha=stage.alpha)
         r1_now = r1 is not None and not r1.lazy
         real_in = real.detach().requires_grad_(r1_now)  # R1 is the gradient in the un-augmented reals
@@ -385,14 +387,15 @@ class StyleGAN2(pl.LightningModule):
         table = self._label_table if self._label_table is not None else real_c
         return z, table[torch.randint(len(table), (count,), device=table.device)]
 
-    def _generate(self, z: torch.Tensor, c: torch.Tensor | None, stage):
+    def _generate(self, z: torch.Tensor, c: torch.Tensor | None, stage, update_emas: bool = False):
         """Images from G at the growth stage, with style-mixing regularization, and their ws.
+        ``update_emas``: the pass in which the synthesis network updates its running statistics.
 
         While growing, the crossover is drawn among the styles in use, ``num_ws - 2 floor(lod)``
         with lod = log2(R / resolution) + 1 - alpha, as NVlabs' StyleGAN and StyleGAN2 (TF) do."""
         in_use = self.G.num_ws - 2 * int(self.growth.lod(stage))
         ws = self.G.mix_styles(self.G.mapping(z, c), c, self.hparams["style_mixing_prob"], in_use)
-        return self.G.synthesis(ws, resolution=stage.resolution, alpha=stage.alpha), ws
+        return self.G.synthesis(ws, resolution=stage.resolution, alpha=stage.alpha, update_emas=update_emas), ws
 
     def _reals_at(self, real: torch.Tensor, stage) -> torch.Tensor:
         """Reals at the stage's resolution, faded like the fakes: while alpha < 1, a blend of the

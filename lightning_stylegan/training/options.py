@@ -6,7 +6,7 @@ Image resolution, channels and label count are not here: they come from the data
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -26,6 +26,8 @@ class GeneratorOptions:
         channel_max: the most feature maps of any layer.
         use_noise: per-pixel noise inputs.
         conv_clamp: clamp conv outputs to +-this value (256 in NVlabs' mixed-precision configs), None = off.
+        synthesis_options: further keyword options of the generator plugin's synthesis class, checked
+            against its constructor (e.g. ``num_layers`` or ``magnitude_ema_beta`` of ``stylegan3-t``).
     """
 
     topology: str = "skip"
@@ -39,6 +41,7 @@ class GeneratorOptions:
     channel_max: int = 512
     use_noise: bool = True
     conv_clamp: float | None = None
+    synthesis_options: dict = field(default_factory=dict)
 
 
 @dataclass
