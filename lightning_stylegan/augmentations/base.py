@@ -31,5 +31,13 @@ class Augmentation(torch.nn.Module):
             raise ValueError(f"p must be in [0, 1], got {p}")
         self.register_buffer("p", torch.tensor(float(p), dtype=torch.float32))
 
+    def set_progress(self, images_seen: int, transfer: bool) -> None:
+        """Training progress, given by the training module at the start of every training step,
+        before any image of the step is augmented: ``images_seen`` is the module's checkpointed
+        counter of real images shown (so a resumed run passes what an uninterrupted one would),
+        ``transfer`` whether the run started from other weights (``model.init_from``). The default
+        ignores it; a plugin whose augmentation follows a schedule (StyleGAN3's fading D blur)
+        overrides it and keeps what it needs, which is then no state of its own to checkpoint."""
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
