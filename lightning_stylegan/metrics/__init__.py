@@ -8,6 +8,9 @@
 * ``precision_recall``: improved precision/recall and the realism score (Kynkäänniemi et al. 2019).
 * ``inception_score``: Inception Score (Salimans et al. 2016).
 * ``lpips_distance`` and ``ppl``: LPIPS and the perceptual path length (StyleGAN, StyleGAN2).
-* ``catalog``: NVlabs' metric names; ``evaluate``: computing a list of them; ``callback``: during
-  training; ``command``: ``lightning-stylegan metrics``.
+* ``base``: the metric plugin interface (entry-point group ``lightning_stylegan.metrics``);
+  ``feature_metrics``: the built-in FID, KID, PR, IS and realism plugins (``ppl`` holds PPL's).
+* ``catalog``: metric names, parsed by the installed plugins; ``evaluate``: computing a list of
+  them with a shared ``MetricContext``; ``callback``: during training; ``command``:
+  ``lightning-stylegan metrics``.
 """

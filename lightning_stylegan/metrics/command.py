@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lightning-stylegan metrics", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True, help="checkpoint (.ckpt) or exported generator (.pt)")
-    parser.add_argument("--metrics", default="fid50k_full", help=f"comma-separated names: {EXAMPLES}")
+    parser.add_argument("--metrics", default="fid50k_full",
+                        help=f"comma-separated names: {EXAMPLES}, or those of installed metric plugins "
+                             "(lightning-stylegan plugins --kind metric)")
     parser.add_argument("--data", help="real images (folder, zip, or 'fashion-mnist'); default: the "
                                        "checkpoint's training data")
     parser.add_argument("--use-labels", action="store_true", help="with --data: read dataset.json labels")

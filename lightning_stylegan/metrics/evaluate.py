@@ -1,11 +1,13 @@
 """Compute named metrics of a generator against a dataset, sharing work between them.
 
-Generated images are streamed in batches through each feature extractor once per sample count,
-real statistics are cached per dataset, resolution and extractor (``feature_stats``), and every
-metric that needs the same features reuses them. Feature extractors: ``features="auto"`` uses
-``inception`` for FID, KID and IS and ``vgg16`` for precision/recall and the realism score, as
-NVlabs does; any other name (an installed ``lightning_stylegan.feature_extractors`` plugin) is used
-for all of them.
+Each spec is computed by the metric plugin that parsed it (``catalog``, ``base.Metric``), given a
+``MetricContext``: generated images are streamed in batches through each feature extractor once
+per sample count, real statistics are cached per dataset, resolution and extractor
+(``feature_stats``), and every metric that needs the same statistics reuses them; the raw
+feature rows are kept when any metric of the run reads them (``Metric.raw_features``).
+Feature extractors: ``features="auto"`` lets each metric choose (NVlabs' ``inception`` for FID,
+KID and IS, ``vgg16`` for precision/recall and the realism score); any other name (an installed
+``lightning_stylegan.feature_extractors`` plugin) is used for all of them.
 """
 from __future__ import annotations
 
@@ -14,17 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .catalog import MetricSpec
+from .. import registry
+from .base import MetricSpec
 from .feature_stats import FeatureStats, dataset_stats, generator_stats
 from .features import load_extractor
-from .frechet import frechet_distance
-from .inception_score import inception_score
-from .kid import kernel_inception_distance
-from .ppl import perceptual_path_length
-from .precision_recall import precision_recall, realism_score
-
-NVLABS_EXTRACTORS = {"fid": "inception", "kid": "inception", "is": "inception", "pr": "vgg16",
-                     "realism": "vgg16"}
 
 
 @dataclass
@@ -55,8 +50,87 @@ def weights_for(name: str, options: MetricOptions) -> str | None:
     return pairs.get(name)
 
 
-def extractor_name(spec: MetricSpec, features: str) -> str:
-    return NVLABS_EXTRACTORS[spec.kind] if features == "auto" else features
+class MetricContext:
+    """What the metrics of one run share, handed to every plugin's ``compute(spec, context)``.
+
+    Attributes: ``G`` (the generator, on ``options.device``), ``dataset`` (an ``ImageDataset`` or
+    None), ``labels`` (the dataset's labels [M, c_dim] for a conditional G, else None; draw the
+    labels of generated images from them, as NVlabs does), ``options`` (``MetricOptions``) and
+    ``specs`` (every spec of the run).
+    """
+
+    def __init__(self, specs: list[MetricSpec], G: torch.nn.Module, dataset=None,
+                 options: MetricOptions | None = None, distance: torch.nn.Module | None = None):
+        self.specs, self.G, self.dataset = list(specs), G, dataset
+        self.options = options or MetricOptions()
+        self.labels = dataset.labels if dataset is not None and getattr(G, "c_dim", 0) else None
+        if getattr(G, "c_dim", 0) and self.labels is None:
+            raise ValueError("The generator is conditional: give the labelled dataset it was trained on "
+                             "(with use_labels) so generated images get labels drawn from it, as NVlabs does.")
+        self._distance = distance
+        self._extractors: dict[str, torch.nn.Module] = {}
+        self._fakes: dict[tuple[str, int], FeatureStats] = {}
+        self._reals: dict[tuple[str, int | None], FeatureStats] = {}
+        self._current: MetricSpec | None = None
+        self.plugins = [plugin_of(spec) for spec in self.specs]  # one instance per spec, in order
+        self._raw: set[tuple] = set()  # the statistics some metric reads the raw rows of
+        for spec, plugin in zip(self.specs, self.plugins):
+            declared = plugin.raw_features(spec, self) if hasattr(plugin, "raw_features") else []
+            self._raw.update(tuple(key) for key in declared)
+
+    def extractor_name(self, auto: str) -> str:
+        """The extractor named by ``options.features``, or ``auto`` (the metric's own choice) when
+        that is ``"auto"``."""
+        return auto if self.options.features == "auto" else self.options.features
+
+    def extractor(self, name: str) -> torch.nn.Module:
+        """The feature extractor plugin ``name``, loaded once per run with its weights file."""
+        if name not in self._extractors:
+            self._extractors[name] = load_extractor(name, weights=weights_for(name, self.options),
+                                                    device=self.options.device)
+        return self._extractors[name]
+
+    def generator_stats(self, extractor: str, num_gen: int, keep_features: bool = False) -> FeatureStats:
+        """Statistics of ``num_gen`` generated images (seeded by ``options.seed``), computed once per
+        extractor and count; the raw rows are kept when asked or declared by any metric of the run."""
+        keep = keep_features or ("generated", extractor, num_gen) in self._raw
+        key = (extractor, num_gen)
+        if key not in self._fakes or (keep and not self._fakes[key].keep_features):
+            self._fakes[key] = generator_stats(
+                self.G, self.extractor(extractor), num_gen, batch_size=self.options.batch_size, labels=self.labels,
+                seed=self.options.seed, device=self.options.device, keep_features=keep,
+                progress=self.options.progress)
+        return self._fakes[key]
+
+    def dataset_stats(self, extractor: str, num_real: int | None, keep_features: bool = False) -> FeatureStats:
+        """Statistics of the first ``num_real`` real images (all when None), computed once per
+        extractor and count and cached on disk (``options.cache_dir``)."""
+        if self.dataset is None:
+            what = self._current.name if self._current is not None else "This metric"
+            raise ValueError(f"{what} compares with real images: give the dataset (--data)")
+        keep = keep_features or ("real", extractor, num_real) in self._raw
+        key = (extractor, num_real)
+        if key not in self._reals or (keep and not self._reals[key].keep_features):
+            self._reals[key] = dataset_stats(
+                self.dataset, self.extractor(extractor), max_images=num_real, batch_size=self.options.batch_size,
+                cache_dir=self.options.cache_dir, device=self.options.device, keep_features=keep,
+                progress=self.options.progress)
+        return self._reals[key]
+
+    def lpips(self) -> torch.nn.Module:
+        """The LPIPS distance (VGG, ``options.lpips_backbone``), loaded once; tests pass their own."""
+        if self._distance is None:
+            from .lpips_distance import load_lpips
+            self._distance = load_lpips("vgg", backbone_weights=self.options.lpips_backbone,
+                                        device=self.options.device)
+        return self._distance
+
+
+def plugin_of(spec: MetricSpec):
+    """The metric plugin that computes ``spec`` (an instance of the class registered as ``spec.plugin``)."""
+    if not spec.plugin:
+        raise ValueError(f"The spec {spec.name!r} names no metric plugin: make specs with catalog.parse_metric")
+    return registry.load("metric", spec.plugin)()
 
 
 def compute_metrics(specs: list[MetricSpec], G: torch.nn.Module, dataset=None,
@@ -66,66 +140,19 @@ def compute_metrics(specs: list[MetricSpec], G: torch.nn.Module, dataset=None,
     IS ``<name>_mean`` and ``<name>_std``) and per-image arrays (``<name>`` -> realism scores of the
     generated images, in sample order). ``dataset`` (an ``ImageDataset``) is needed for metrics
     that compare with reals; ``distance`` replaces the LPIPS network of PPL (tests)."""
-    options = options or MetricOptions()
-    labels = dataset.labels if dataset is not None and getattr(G, "c_dim", 0) else None
-    if getattr(G, "c_dim", 0) and labels is None:
-        raise ValueError("The generator is conditional: give the labelled dataset it was trained on "
-                         "(with use_labels) so generated images get labels drawn from it, as NVlabs does.")
+    context = MetricContext(specs, G, dataset, options, distance)
     results: dict[str, float] = {}
     per_image: dict[str, np.ndarray] = {}
-    extractors: dict[str, torch.nn.Module] = {}
-    fakes: dict[tuple[str, int], FeatureStats] = {}
-    reals: dict[tuple[str, int | None], FeatureStats] = {}
-
-    def extractor(name: str):
-        if name not in extractors:
-            extractors[name] = load_extractor(name, weights=weights_for(name, options), device=options.device)
-        return extractors[name]
-
-    for spec in specs:
-        if spec.kind == "ppl":
-            if distance is None:
-                from .lpips_distance import load_lpips
-                distance = load_lpips("vgg", backbone_weights=options.lpips_backbone, device=options.device)
-            results[spec.name] = perceptual_path_length(
-                G, distance, num_samples=spec.num_gen, labels=labels, seed=options.seed,
-                device=options.device, progress=options.progress, **spec.ppl)
-            continue
-        name = extractor_name(spec, options.features)
-        keep = any(s.needs_features and extractor_name(s, options.features) == name
-                   and s.num_gen == spec.num_gen for s in specs)
-        key = (name, spec.num_gen)
-        if key not in fakes:
-            fakes[key] = generator_stats(G, extractor(name), spec.num_gen, batch_size=options.batch_size,
-                                         labels=labels, seed=options.seed, device=options.device,
-                                         keep_features=keep, progress=options.progress)
-        fake = fakes[key]
-        if spec.kind == "is":
-            mean, std = inception_score(fake.logits())
-            results[f"{spec.name}_mean"], results[f"{spec.name}_std"] = float(mean), float(std)
-            continue
-        if dataset is None:
-            raise ValueError(f"{spec.name} compares with real images: give the dataset (--data)")
-        real_key = (name, spec.num_real)
-        if real_key not in reals:
-            keep_real = any(s.needs_features and extractor_name(s, options.features) == name
-                            and s.num_real == spec.num_real for s in specs)
-            reals[real_key] = dataset_stats(dataset, extractor(name), max_images=spec.num_real,
-                                            batch_size=options.batch_size, cache_dir=options.cache_dir,
-                                            device=options.device, keep_features=keep_real,
-                                            progress=options.progress)
-        real = reals[real_key]
-        if spec.kind == "fid":
-            results[spec.name] = float(frechet_distance(*real.mean_cov(), *fake.mean_cov()))
-        elif spec.kind == "kid":
-            results[spec.name] = float(kernel_inception_distance(real.features(), fake.features(),
-                                                                 seed=options.seed))
-        elif spec.kind == "pr":
-            precision, recall = precision_recall(real.features(), fake.features(), k=spec.k,
-                                                 device=options.device)
-            results[f"{spec.name}_precision"], results[f"{spec.name}_recall"] = float(precision), float(recall)
-        elif spec.kind == "realism":
-            scores = realism_score(real.features(), fake.features(), k=spec.k, device=options.device)
-            per_image[spec.name] = np.asarray(scores, dtype=np.float64)
-            results[spec.name] = float(per_image[spec.name].mean())
+    for spec, plugin in zip(context.specs, context.plugins):
+        context._current = spec
+        values = plugin.compute(spec, context)
+        arrays = {}
+        if isinstance(values, tuple) and len(values) == 2:
+            values, arrays = values
+        if not isinstance(values, dict) or not isinstance(arrays, dict):
+            raise ValueError(f"The metric plugin {spec.plugin!r} returned {type(values).__name__} for {spec.name}: "
+                             "compute must return {name: float} or ({name: float}, {name: array})")
+        results.update({name: float(value) for name, value in values.items()})
+        per_image.update({name: np.asarray(array) for name, array in arrays.items()})
+    context._current = None
     return results, per_image

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .base import Metric, MetricSpec
+
 SPACES = ("z", "w")
 SAMPLINGS = ("full", "end")
 
@@ -143,3 +145,24 @@ def perceptual_path_length(G: nn.Module, distance: nn.Module, num_samples: int =
                                           epsilon, space, crop, truncation_psi).cpu())
             bar.update(n)
     return filtered_mean(torch.cat(results).numpy())
+
+
+class PerceptualPathLength(Metric):
+    """Perceptual path length (StyleGAN Section 4.2) in NVlabs' configurations: ppl_zfull,
+    ppl_wfull, ppl_zend, ppl_wend, ppl2_wend (50k paths; ``num_gen`` replaces the count)."""
+
+    api_version = 1
+    forms = ", ".join(PPL_METRICS)
+
+    def parse(self, name: str, num_gen: int | None = None) -> MetricSpec | None:
+        if name not in PPL_METRICS:
+            return None
+        options = dict(PPL_METRICS[name])
+        count = options.pop("num_samples")
+        return MetricSpec(name, "ppl", num_gen or count, options=options)
+
+    def compute(self, spec, context) -> dict[str, float]:
+        return {spec.name: perceptual_path_length(
+            context.G, context.lpips(), num_samples=spec.num_gen, labels=context.labels,
+            seed=context.options.seed, device=context.options.device, progress=context.options.progress,
+            **spec.options)}
