@@ -34,6 +34,10 @@ TOTAL_KIMG = 0.028  # 7 steps of 4 images
 GROWTH_OPTIONS = '{"kimg_per_resolution": 0.016}'
 AUGMENT_OPTIONS = '{"p": 0.5}'  # a fixed p: the ada controller leaves it as it is
 METRIC, METRIC_BATCH = "fid50_full", 25  # the batches cut the latent and noise streams: keep them equal
+# A metric name the metric example parses (its plugin is "dc"): density and coverage of 50 images,
+# sharing the generated features of METRIC (same extractor and count).
+PLUGIN_METRIC = "dc50"
+PLUGIN_RESULTS = (f"{PLUGIN_METRIC}_density", f"{PLUGIN_METRIC}_coverage")
 
 
 def doc_examples() -> dict[str, dict[str, str]]:
@@ -115,9 +119,9 @@ def test_plugins_command_lists_the_installed_example(listings, kind):
 
 @pytest.fixture(scope="module")
 def fit_run(plugin_env, tmp_path_factory):
-    """One short fit with all six examples, selected by name: generator topology, normalization,
-    discriminator, growth schedule (with its option), augmentation (with a fixed p) and the
-    metrics' feature extractor."""
+    """One short fit with the examples, selected by name: generator topology, normalization,
+    discriminator, growth schedule (with its option), augmentation (with a fixed p), the metrics'
+    feature extractor and the metric."""
     plugins = documented_plugins()
     root = tmp_path_factory.mktemp("plugin_fit")
     result = cli("fit", *TINY, "--model.total_kimg", TOTAL_KIMG, "--trainer.default_root_dir", root,
@@ -126,7 +130,8 @@ def fit_run(plugin_env, tmp_path_factory):
                  "--model.discriminator.topology", plugins["discriminator"]["name"],
                  "--model.growth", plugins["growth"]["name"], "--model.growth_options", GROWTH_OPTIONS,
                  "--model.augment", plugins["augmentation"]["name"], "--model.augment_options", AUGMENT_OPTIONS,
-                 "--metrics.metrics", f"[{METRIC}]", "--metrics.features", plugins["feature_extractor"]["name"],
+                 "--metrics.metrics", f"[{METRIC},{PLUGIN_METRIC}]",
+                 "--metrics.features", plugins["feature_extractor"]["name"],
                  "--metrics.every_kimg", 0.008, "--metrics.batch_size", METRIC_BATCH,
                  "--metrics.cache_dir", root / "cache", env=plugin_env)
     return root, result
@@ -165,12 +170,17 @@ def test_the_growth_example_grew_and_the_feature_extractor_scored(fit_run):
     scores = accumulator.Scalars(f"Metrics/{METRIC}")
     assert [event.step for event in scores] == [8, 16, 24, 28]  # every 8 images, and at the end
     assert all(math.isfinite(event.value) and event.value >= 0 for event in scores)
+    for name in PLUGIN_RESULTS:  # the metric example, computed next to FID at every evaluation
+        values = accumulator.Scalars(f"Metrics/{name}")
+        assert [event.step for event in values] == [8, 16, 24, 28], name
+        bound = 1 if name.endswith("coverage") else 50 / 5  # density is at most M / k
+        assert all(0 <= event.value <= bound for event in values), (name, values)
 
 
 def test_metrics_command_reloads_the_checkpoint_with_the_plugins(fit_run, plugin_env):
     root, first = fit_run
     assert first.returncode == 0, first.stderr[-3000:]
-    result = cli("metrics", "--ckpt", root / "checkpoints" / "last.ckpt", "--metrics", METRIC,
+    result = cli("metrics", "--ckpt", root / "checkpoints" / "last.ckpt", "--metrics", f"{METRIC},{PLUGIN_METRIC}",
                  "--features", documented_plugins()["feature_extractor"]["name"],
                  "--batch", METRIC_BATCH, "--cache-dir", root / "cache", "--out", root / "metrics.json",
                  "--no-progress",
@@ -178,5 +188,11 @@ def test_metrics_command_reloads_the_checkpoint_with_the_plugins(fit_run, plugin
     assert result.returncode == 0, result.stderr[-3000:]
     value = float(re.search(rf"^{METRIC}\s+(\S+)$", result.stdout, re.M)[1])
     (events,) = (root / "lightning_logs" / "version_0").glob("events.out.tfevents.*")
-    at_end = EventAccumulator(str(events), size_guidance={"scalars": 0}).Reload().Scalars(f"Metrics/{METRIC}")[-1]
+    accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0}).Reload()
+    at_end = accumulator.Scalars(f"Metrics/{METRIC}")[-1]
     assert value == pytest.approx(at_end.value, rel=1e-4, abs=1e-6)
+    # the metric example scores the reloaded checkpoint as training did at the end (one ball
+    # membership of 5 x 50 may flip with the last bits of the features: 1/250 density, 1/50 coverage)
+    for name, tolerance in zip(PLUGIN_RESULTS, (1 / 250, 1 / 50)):
+        value = float(re.search(rf"^{name}\s+(\S+)$", result.stdout, re.M)[1])
+        assert value == pytest.approx(accumulator.Scalars(f"Metrics/{name}")[-1].value, abs=tolerance + 1e-6), name
