@@ -349,3 +349,40 @@ def test_the_stylegan3_generators_are_translation_equivariant_and_r_also_rotatio
     for topology, values in scores.items():
         assert values["eqt_int"] > 60 and values["eqt_frac"] > 50, (topology, values)
     assert scores["stylegan3-r"]["eqr"] > scores["stylegan3-t"]["eqr"] + 20, scores
+
+
+def test_the_metrics_command_scores_a_stylegan3_checkpoint_and_refuses_a_stylegan2_one(tmp_path):
+    """``lightning-stylegan metrics --metrics eqt8_int,eqr8`` on a tiny StyleGAN3-T checkpoint prints
+    and records what ``equivariance_psnr`` gives for the loaded G; a StyleGAN2 checkpoint exits 2
+    naming the missing input transform."""
+    import json
+    import subprocess
+    import sys
+
+    from lightning_stylegan.network_files import load_generator, write_checkpoint
+    from lightning_stylegan.training.module import StyleGAN2
+    from lightning_stylegan.training.options import DiscriminatorOptions, GeneratorOptions
+
+    def checkpoint(name: str, **generator) -> str:
+        torch.manual_seed(0)
+        module = StyleGAN2(resolution=16, channels=3, discriminator=DiscriminatorOptions(channel_base=256, channel_max=16),
+                           generator=GeneratorOptions(z_dim=16, w_dim=16, mapping_layers=2, channel_base=256,
+                                                      channel_max=16, **generator))
+        return str(write_checkpoint(tmp_path / name, dict(module.hparams), module.G, module.D, module.G_ema, "tests"))
+
+    def metrics(ckpt: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "lightning_stylegan.cli", "metrics", "--ckpt", ckpt,
+                               "--metrics", "eqt8_int,eqr8", "--seed", "5", "--no-progress"],
+                              capture_output=True, text=True, timeout=300)
+
+    sg3 = checkpoint("sg3.ckpt", topology="stylegan3-t", use_noise=False, synthesis_options=dict(num_layers=4))
+    result = metrics(sg3)
+    assert result.returncode == 0, result.stderr[-3000:]
+    recorded = json.loads(open(f"{sg3}.metrics.json").read())["results"]
+    G = load_generator(sg3)
+    for name, mode in (("eqt8_int", "eqt_int"), ("eqr8", "eqr")):
+        assert recorded[name] == pytest.approx(equivariance_psnr(G, mode, num_samples=8, seed=5, progress=False),
+                                               rel=1e-6)
+        assert name in result.stdout
+    refused = metrics(checkpoint("sg2.ckpt", topology="skip"))
+    assert refused.returncode == 2 and "G.synthesis.input.transform" in refused.stderr, refused.stderr[-2000:]
