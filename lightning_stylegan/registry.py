@@ -28,6 +28,7 @@ GROUPS = {
     "growth": "lightning_stylegan.growth",
     "feature_extractor": "lightning_stylegan.feature_extractors",
     "augmentation": "lightning_stylegan.augmentations",
+    "converter": "lightning_stylegan.converters",
     "metric": "lightning_stylegan.metrics",
 }
 

@@ -89,18 +89,20 @@ class _Record:
 
 
 def _record(module: nn.Module, path: str, in_discriminator: bool, class_name: str, init_kwargs: dict,
-            reconstruct, easy_dict, module_src: str) -> _Record:
+            reconstruct, easy_dict, module_src: str, class_names=_class_name) -> _Record:
     children = collections.OrderedDict(
         (name, _record(child, f"{path}.{name}" if path else name, in_discriminator,
-                       _class_name(f"{path}.{name}" if path else name, in_discriminator), {},
-                       reconstruct, easy_dict, module_src))
+                       class_names(f"{path}.{name}" if path else name, in_discriminator), {},
+                       reconstruct, easy_dict, module_src, class_names))
         for name, child in module.named_children())
     state = {
         "training": False,
         "_parameters": collections.OrderedDict(
             (name, nn.Parameter(value.detach().clone(), requires_grad=False))
             for name, value in module._parameters.items() if value is not None),
-        "_buffers": collections.OrderedDict((name, value.detach().clone()) for name, value in module._buffers.items()),
+        # NVlabs registers some buffers as None (StyleGAN3's identity filters): they pickle as None.
+        "_buffers": collections.OrderedDict((name, None if value is None else value.detach().clone())
+                                            for name, value in module._buffers.items()),
         "_non_persistent_buffers_set": set(module._non_persistent_buffers_set),
         "_backward_hooks": collections.OrderedDict(), "_forward_hooks": collections.OrderedDict(),
         "_forward_pre_hooks": collections.OrderedDict(), "_state_dict_hooks": collections.OrderedDict(),
@@ -118,11 +120,15 @@ def _easy(value, easy_dict):
 
 
 def write_snapshot(path: Path, G: nn.Module, G_kwargs: dict, D: nn.Module | None = None, D_kwargs: dict | None = None,
-                   G_ema: nn.Module | None = None, module_src: str = HARMLESS_SOURCE) -> Path:
-    """``network-snapshot`` pickle of our networks under NVlabs' names and init kwargs."""
+                   G_ema: nn.Module | None = None, module_src: str = HARMLESS_SOURCE, class_names=_class_name) -> Path:
+    """``network-snapshot`` pickle of our networks under NVlabs' names and init kwargs.
+
+    ``class_names(path, in_discriminator)`` is the NVlabs class name of the module at ``path``
+    (default: stylegan2-ada-pytorch's ``training/networks.py``)."""
     with _nvlabs_modules() as (reconstruct, easy_dict):
         def net(module, kwargs, name, in_d):
-            return _record(module, "", in_d, name, _easy(kwargs, easy_dict), reconstruct, easy_dict, module_src)
+            return _record(module, "", in_d, name, _easy(kwargs, easy_dict), reconstruct, easy_dict, module_src,
+                           class_names)
 
         snapshot = {"training_set_kwargs": dict(class_name="training.dataset.ImageFolderDataset", path="data.zip",
                                                 use_labels=bool(G_kwargs.get("c_dim")), max_size=None, xflip=False,

@@ -18,8 +18,10 @@ from tiny_networks import tiny_module
 
 from lightning_stylegan.network_files import load_generator, load_networks
 from lightning_stylegan.network_files import export_generator
-from lightning_stylegan.tools.convert import (ConversionError, _discriminator_options, _generator_options, convert,
-                                              main, nvlabs_networks)
+from lightning_stylegan.converters.stylegan2 import discriminator_options as _discriminator_options
+from lightning_stylegan.converters.stylegan2 import generator_options as _generator_options
+from lightning_stylegan.converters.stylegan2 import nvlabs_networks
+from lightning_stylegan.tools.convert import ConversionError, convert, main
 from lightning_stylegan.tools.restricted_pickle import PersistentRecord, UnsafePickleError, load_network_pickle
 
 

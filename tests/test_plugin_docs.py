@@ -1,6 +1,7 @@
 """The example packages of ``docs/plugins.md``, copied out of the document, installed as real
 packages with pip (offline), listed by ``lightning-stylegan plugins --kind KIND`` and trained with
-by name through the real ``lightning-stylegan fit`` command: what the document promises works.
+by name through the real ``lightning-stylegan fit`` command (the converter example converts a
+pickle through ``lightning-stylegan convert``): what the document promises works.
 
 Each example file is the fenced block right after a marker ``<!-- example: PACKAGE file: PATH -->``.
 """
@@ -196,3 +197,35 @@ def test_metrics_command_reloads_the_checkpoint_with_the_plugins(fit_run, plugin
     for name, tolerance in zip(PLUGIN_RESULTS, (1 / 250, 1 / 50)):
         value = float(re.search(rf"^{name}\s+(\S+)$", result.stdout, re.M)[1])
         assert value == pytest.approx(accumulator.Scalars(f"Metrics/{name}")[-1].value, abs=tolerance + 1e-6), name
+
+
+def test_convert_reads_a_pickle_with_the_converter_example(plugin_env, tmp_path):
+    """The converter example through the real `convert`: a StyleGAN2 pickle of NVlabs' stylegan3
+    repository (flat synthesis kwargs, conv_clamp and w_avg_beta left to its defaults 256 and
+    0.998; written by ``nvlabs_format``, no NVlabs code), which the built-in converter does not read."""
+    from nvlabs_format import nvlabs_kwargs, write_snapshot
+    from tiny_networks import tiny_module
+
+    from lightning_stylegan.network_files import load_networks
+
+    module = tiny_module(conv_clamp=256.0)
+    module.D = __import__("lightning_stylegan.networks", fromlist=["x"]).build_discriminator(
+        "residual", 16, 3, channel_base=256, channel_max=32, mapping_layers=2, conv_clamp=256.0)
+    G_kwargs, D_kwargs = nvlabs_kwargs(module)
+    synthesis = G_kwargs.pop("synthesis_kwargs")
+    del synthesis["conv_clamp"], D_kwargs["conv_clamp"]  # the stylegan3 repository's default: 256
+    G_kwargs |= synthesis | {"fused_modconv_default": "inference_only"}
+    path = write_snapshot(tmp_path / "stylegan2-snapshot.pkl", module.G, G_kwargs, module.D, D_kwargs, module.G_ema)
+    result = cli("convert", "--src", path, "--out", tmp_path / "converted.ckpt", env=plugin_env, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    networks = load_networks(tmp_path / "converted.ckpt")
+    generator, discriminator = networks.hparams["generator"], networks.hparams["discriminator"]
+    assert (generator["conv_clamp"], discriminator["conv_clamp"], generator["w_avg_beta"]) == (256, 256, 0.998)
+    for ours, source in [(networks.G_ema, module.G_ema), (networks.G, module.G), (networks.D, module.D)]:
+        theirs = source.state_dict()
+        assert ours.state_dict().keys() == theirs.keys()
+        assert all(torch.equal(value, theirs[key]) for key, value in ours.state_dict().items())
+    z = torch.randn(2, 32)
+    assert torch.equal(networks.G_ema(z, noise_mode="const"), module.G_ema.eval()(z, noise_mode="const"))
+    without = cli("convert", "--src", path, "--out", tmp_path / "again.ckpt", timeout=120)  # without the example
+    assert without.returncode == 2 and "no installed converter plugin reads this network pickle" in without.stderr

@@ -1,4 +1,4 @@
-"""``lightning-stylegan convert``: official StyleGAN2 networks -> our checkpoint or exported generator.
+"""``lightning-stylegan convert``: official networks -> our checkpoint or exported generator.
 
     lightning-stylegan convert --src network-snapshot-025000.pkl --out ffhq.ckpt       # NVlabs pickle
     lightning-stylegan convert --src 550000.pt --out ffhq.ckpt                         # rosinality
@@ -6,12 +6,16 @@
 
 Sources:
 
-* NVlabs stylegan2-ada-pytorch pickles (``*.pkl``; every configuration of its ``train.py``:
-  ``auto``, ``stylegan2``, ``paper256/512/1024``, ``cifar``; any resolution; conditional or not),
-  read by ``restricted_pickle`` without running the code they embed. Our parameter names are
-  NVlabs', so the weights carry over one to one; the init kwargs become our options, and a kwarg
-  we cannot represent is an error, never a silent approximation. fp16 layers become fp32
-  (``num_fp16_res`` only sets precision); ``conv_clamp`` is kept.
+* NVlabs network pickles (``*.pkl``), read by ``restricted_pickle`` without running the code they
+  embed, then built into our networks by the one installed converter plugin (entry-point group
+  ``lightning_stylegan.converters``, see ``converters.base``) whose ``handles`` accepts them. The
+  built-in ``stylegan2`` converter reads stylegan2-ada-pytorch pickles (every configuration of its
+  ``train.py``: ``auto``, ``stylegan2``, ``paper256/512/1024``, ``cifar``; any resolution;
+  conditional or not); the ``lightning-stylegan-stylegan3`` package adds StyleGAN3's. Our
+  parameter names are NVlabs', so the weights carry over one to one; the init kwargs become our
+  options, and a kwarg we cannot represent is an error, never a silent approximation. fp16 layers
+  become fp32 (``num_fp16_res`` only sets precision); ``conv_clamp`` is kept. A pickle that no
+  installed converter reads is an error naming the package to install, when it is one we know of.
 * rosinality stylegan2-pytorch checkpoints (``*.pt``, zip or pre-torch-1.6 legacy ``torch.save``
   format), see ``convert_rosinality``.
 * Our own checkpoints and exported generators, only with ``--export`` (without it there is nothing
@@ -31,101 +35,83 @@ from pathlib import Path
 
 import torch
 
-from ..network_files import (EXPORT_FORMAT, NetworkFileError, export_generator, load_networks, load_state,
-                             write_checkpoint)
+from .. import registry
+from ..converters.base import ConversionError, Converted, NetworkConverter, child, generator_record
+from ..network_files import EXPORT_FORMAT, NetworkFileError, export_generator, load_networks, write_checkpoint
 from ..networks import Generator
-from ..training.options import DiscriminatorOptions, GeneratorOptions
-from .restricted_pickle import PersistentRecord, UnsafePickleError, load_network_pickle
-
-ARCHITECTURES = {"orig": "original", "skip": "skip", "resnet": "residual"}
-FILTER = [1, 3, 3, 1]
-# NVlabs options that only set speed or precision, not the function a network computes.
-PRECISION_ONLY = {"num_fp16_res", "use_fp16", "fp16_channels_last", "channels_last"}
+from .restricted_pickle import UnsafePickleError, load_network_pickle
 
 
-class ConversionError(NetworkFileError):
-    """The source holds something our networks cannot represent exactly."""
+def _is_stylegan3(records: dict) -> bool:
+    """NVlabs' persistence records a class by its bare name: StyleGAN3's synthesis network starts
+    with a ``SynthesisInput`` (Fourier features) where StyleGAN2's has blocks ``b4, b8, ...``."""
+    main = generator_record(records)
+    return main is not None and (main.class_name.endswith("networks_stylegan3.Generator") or
+                                 getattr(child(main, "synthesis", "input"), "class_name", None) == "SynthesisInput")
 
 
-def _take(kwargs: dict, defaults: dict, where: str) -> dict:
-    """``defaults`` updated by ``kwargs``; keys outside them (and precision-only keys) are refused/dropped."""
-    unknown = sorted(set(kwargs) - set(defaults) - PRECISION_ONLY)
-    if unknown:
-        raise ConversionError(f"{where}: NVlabs options {unknown} are not supported by the converter")
-    return defaults | {key: value for key, value in kwargs.items() if key in defaults}
+# Network pickles that a converter plugin outside this distribution reads, for the message when it is
+# not installed: (what the file is, how to recognise it, the distribution, how to install it).
+PLUGIN_FORMATS = [
+    ("an NVlabs StyleGAN3 network pickle (training.networks_stylegan3.Generator, from the stylegan3 repository)",
+     _is_stylegan3, "lightning-stylegan-stylegan3", "`pip install ./plugins/stylegan3` from a lightning-stylegan "
+     "checkout"),
+]
 
 
-def _require(values: dict, expected: dict, where: str) -> None:
-    for key, value in expected.items():
-        if values[key] != value and not (key == "resample_filter" and list(values[key]) == value):
-            raise ConversionError(f"{where}: {key}={values[key]!r} is not supported (only {value!r})")
+def _converters() -> tuple[list[tuple[str, NetworkConverter]], dict[str, str]]:
+    """``([(name, converter)], {name: why it is broken})`` of the installed converter plugins."""
+    found, broken = [], {}
+    for name in registry.names("converter"):
+        try:
+            found.append((name, registry.load("converter", name)()))
+        except Exception as error:  # one broken plugin must not stop the others
+            broken[name] = " ".join(str(error).split())
+    return found, broken
 
 
-def _generator_options(kwargs: dict) -> tuple[dict, GeneratorOptions]:
-    top = _take(kwargs, dict(z_dim=None, c_dim=0, w_dim=None, img_resolution=None, img_channels=None,
-                             mapping_kwargs={}, synthesis_kwargs={}), "G")
-    mapping = _take(top["mapping_kwargs"], dict(num_layers=8, embed_features=None, layer_features=None,
-                                                activation="lrelu", lr_multiplier=0.01, w_avg_beta=0.995),
-                    "G mapping_kwargs")
-    _require(mapping, dict(embed_features=None, layer_features=None, activation="lrelu"), "G mapping_kwargs")
-    synthesis = _take(top["synthesis_kwargs"], dict(channel_base=32768, channel_max=512, architecture="skip",
-                                                    resample_filter=FILTER, conv_clamp=None, use_noise=True,
-                                                    activation="lrelu", kernel_size=3), "G synthesis_kwargs")
-    _require(synthesis, dict(resample_filter=FILTER, activation="lrelu", kernel_size=3), "G synthesis_kwargs")
-    if synthesis["architecture"] not in ARCHITECTURES:
-        raise ConversionError(f"G architecture {synthesis['architecture']!r} is not one of {list(ARCHITECTURES)}")
-    options = GeneratorOptions(topology=ARCHITECTURES[synthesis["architecture"]], normalization="demod",
-                               z_dim=top["z_dim"], w_dim=top["w_dim"], mapping_layers=mapping["num_layers"],
-                               mapping_lr_multiplier=mapping["lr_multiplier"], w_avg_beta=mapping["w_avg_beta"],
-                               channel_base=synthesis["channel_base"], channel_max=synthesis["channel_max"],
-                               use_noise=synthesis["use_noise"], conv_clamp=synthesis["conv_clamp"])
-    return top, options
-
-
-def _discriminator_options(kwargs: dict) -> DiscriminatorOptions:
-    top = _take(kwargs, dict(c_dim=0, img_resolution=None, img_channels=None, architecture="resnet",
-                             channel_base=32768, channel_max=512, conv_clamp=None, cmap_dim=None,
-                             block_kwargs={}, mapping_kwargs={}, epilogue_kwargs={}), "D")
-    _require(top, dict(cmap_dim=None), "D")
-    block = _take(top["block_kwargs"], dict(activation="lrelu", resample_filter=FILTER, freeze_layers=0),
-                  "D block_kwargs")
-    _require(block, dict(activation="lrelu", resample_filter=FILTER), "D block_kwargs")
-    mapping = _take(top["mapping_kwargs"], dict(num_layers=8, embed_features=None, layer_features=None,
-                                                activation="lrelu", lr_multiplier=0.01), "D mapping_kwargs")
-    _require(mapping, dict(embed_features=None, layer_features=None, activation="lrelu", lr_multiplier=0.01),
-             "D mapping_kwargs")
-    epilogue = _take(top["epilogue_kwargs"], dict(mbstd_group_size=4, mbstd_num_channels=1, activation="lrelu"),
-                     "D epilogue_kwargs")
-    _require(epilogue, dict(activation="lrelu"), "D epilogue_kwargs")
-    if top["architecture"] not in ARCHITECTURES:
-        raise ConversionError(f"D architecture {top['architecture']!r} is not one of {list(ARCHITECTURES)}")
-    return DiscriminatorOptions(topology=ARCHITECTURES[top["architecture"]], channel_base=top["channel_base"],
-                                channel_max=top["channel_max"], mbstd_group_size=epilogue["mbstd_group_size"],
-                                mbstd_num_channels=epilogue["mbstd_num_channels"],
-                                mapping_layers=mapping["num_layers"], conv_clamp=top["conv_clamp"])
-
-
-def nvlabs_networks(records: dict) -> tuple[dict, Generator, torch.nn.Module | None, Generator]:
-    """``(hparams, G, D or None, G_ema)`` from the records of ``load_network_pickle``."""
-    from ..training.module import StyleGAN2
-
-    main = records.get("G_ema") or records.get("G")
-    if not isinstance(main, PersistentRecord):
+def pickle_networks(records: dict, src: str | Path = "the pickle") -> Converted:
+    """Our networks of an NVlabs pickle's records (``load_network_pickle``), built by the one installed
+    converter plugin that ``handles`` them; none or several is a ``ConversionError`` saying what to do."""
+    main = generator_record(records)
+    if main is None:
         raise ConversionError("The pickle has neither G_ema nor G")
-    if "stylegan3" in main.class_name:  # training.networks_stylegan3.Generator: alias-free, not StyleGAN2
-        raise ConversionError(f"The pickle holds a StyleGAN3 generator ({main.class_name}); only StyleGAN2 "
-                              "networks can be converted")
-    top, generator = _generator_options(main.init_kwargs)
-    D = records.get("D") if isinstance(records.get("D"), PersistentRecord) else None
-    discriminator = _discriminator_options(D.init_kwargs) if D is not None else DiscriminatorOptions()
-    module = StyleGAN2(resolution=top["img_resolution"], channels=top["img_channels"], label_dim=top["c_dim"],
-                       generator=generator, discriminator=discriminator)
-    load_state(module.G_ema, main.state_dict(), "NVlabs G_ema")
-    G = records.get("G") if isinstance(records.get("G"), PersistentRecord) else main
-    load_state(module.G, G.state_dict(), "NVlabs G")
-    if D is not None:
-        load_state(module.D, D.state_dict(), "NVlabs D")
-    return dict(module.hparams), module.G, module.D if D is not None else None, module.G_ema
+    converters, failed = _converters()
+    takers = []
+    for name, converter in converters:
+        try:
+            if converter.handles(records):
+                takers.append(name)
+        except Exception as error:  # a converter's bug must not stop the others
+            failed[name] = (f"the converter plugin {name!r} ({registry.spec('converter', name).owner}) failed to "
+                            f"examine the pickle: {type(error).__name__}: {' '.join(str(error).split())}")
+    if len(takers) == 1:
+        return Converted(*dict(converters)[takers[0]].networks(records))
+    if takers:
+        owners = ", ".join(f"{name!r} ({registry.spec('converter', name).owner})" for name in takers)
+        raise ConversionError(f"{src}: more than one installed converter plugin reads this pickle: {owners}; "
+                              "uninstall all but one of their distributions")
+    for what, recognise, distribution, install in PLUGIN_FORMATS:
+        if recognise(records):
+            own = [why for name, why in failed.items()
+                   if _normalize(registry.index("converter")[name].distribution) == _normalize(distribution)]
+            if own:
+                raise ConversionError(f"{src} is {what}, which the converter plugin of the {distribution} package "
+                                      f"reads, but it is broken: {' | '.join(own)}. Reinstall it with {install}")
+            raise ConversionError(f"{src} is {what}, which the converter plugin of the {distribution} package "
+                                  f"reads; it is not installed: install it with {install} (or `pip install "
+                                  f"{distribution}`) and run convert again")
+    installed = "; ".join(f"{row.spec.name} ({row.spec.owner}): {row.description}"
+                          for row in registry.describe("converter") if row.error is None) or "none"
+    problems = f" Broken converter plugins: {' | '.join(failed.values())}." if failed else ""
+    raise ConversionError(f"{src}: no installed converter plugin reads this network pickle (its generator is a "
+                          f"{main.class_name} with init kwargs {sorted(main.init_kwargs)}). Installed converters: "
+                          f"{installed}.{problems} Install the plugin package that reads it (`lightning-stylegan "
+                          "plugins --kind converter` lists what is installed).")
+
+
+def _normalize(distribution: str) -> str:
+    return distribution.lower().replace("_", "-").replace(".", "-")
 
 
 def read_networks(src: Path, export: bool = True) -> tuple[dict, Generator, torch.nn.Module | None, Generator]:
@@ -148,7 +134,7 @@ def read_networks(src: Path, export: bool = True) -> tuple[dict, Generator, torc
         if head[:1] != b"\x80":
             raise NetworkFileError(f"{src} is not a network file: neither a Python pickle nor a torch.save file "
                                    f"(it starts with {head[:12]!r}). {ACCEPTS}")
-        return nvlabs_networks(_nvlabs_records(src))
+        return pickle_networks(_nvlabs_records(src), src)
     try:
         data = read_rosinality(src)
     except NetworkFileError as error:
@@ -173,8 +159,9 @@ def read_networks(src: Path, export: bool = True) -> tuple[dict, Generator, torc
 
 # What `convert` reads, for the messages about the files it does not.
 ACCEPTS = ("convert accepts: NVlabs stylegan2-ada-pytorch network pickles (.pkl, e.g. network-snapshot-*.pkl), "
-           "rosinality stylegan2-pytorch checkpoints (.pt, from its train.py or convert_weight.py), and with "
-           "--export a lightning-stylegan checkpoint (.ckpt) or exported generator (.pt).")
+           "the NVlabs pickles of installed converter plugins (`lightning-stylegan plugins --kind converter`; "
+           "StyleGAN3 with lightning-stylegan-stylegan3), rosinality stylegan2-pytorch checkpoints (.pt, from its "
+           "train.py or convert_weight.py), and with --export a lightning-stylegan checkpoint (.ckpt) or exported generator (.pt).")
 # torch.save's legacy (pre-zip, torch < 1.6) files begin with this magic number, pickled as a long:
 # older rosinality checkpoints are such files.
 _LEGACY_TORCH = b"\x8a\x0a" + 0x1950A86A20F9469CFC6C.to_bytes(10, "little")
