@@ -202,3 +202,40 @@ def test_interpolation_cli_gif(tiny_ckpt, tmp_path, capsys):
     assert "--space z" in capsys.readouterr().err
     assert generate.main(["--ckpt", str(tiny_ckpt), "--outdir", str(tmp_path), "--interpolate", "--seeds", "4"]) == 2
     assert "at least two seeds" in capsys.readouterr().err
+
+
+def test_output_transform_is_gen_images_make_transform():
+    """Rotation by the angle, then translation: a point (x, y) goes to R (x, y) + t, with R
+    [[cos, sin], [-sin, cos]] (x right, y down: counterclockwise as the image is seen)."""
+    m = generate.output_transform((0.25, -0.5), 90)
+    assert torch.allclose(m, torch.tensor([[0.0, 1, 0.25], [-1, 0, -0.5], [0, 0, 1]], dtype=torch.float64), atol=1e-15)
+    right = torch.tensor([1.0, 0, 1], dtype=torch.float64)
+    assert torch.allclose(generate.output_transform(rotate=90) @ right, torch.tensor([0.0, -1, 1], dtype=torch.float64),
+                          atol=1e-15)  # the point right of the center goes up
+    angle = math.radians(30)
+    for x, y in [(0.3, -0.1), (-1.0, 2.0)]:
+        expected = [math.cos(angle) * x + math.sin(angle) * y + 0.1, -math.sin(angle) * x + math.cos(angle) * y + 0.2]
+        moved = generate.output_transform((0.1, 0.2), 30) @ torch.tensor([x, y, 1.0], dtype=torch.float64)
+        assert torch.allclose(moved, torch.tensor([*expected, 1.0], dtype=torch.float64), atol=1e-15)
+    assert torch.equal(generate.output_transform(), torch.eye(3, dtype=torch.float64))
+
+
+def test_translate_and_rotate_go_to_the_synthesis_hook(tiny_ckpt, tmp_path, monkeypatch, capsys):
+    """A generator plugin's optional set_transform receives the matrix; without it, an error names
+    the options and the generator, and nothing is written."""
+    seen = []
+    loaded = load_generator(tiny_ckpt)
+    loaded.synthesis.set_transform = seen.append
+    monkeypatch.setattr("lightning_stylegan.network_files.load_generator", lambda path: loaded)
+    assert generate.main(["--ckpt", str(tiny_ckpt), "--outdir", str(tmp_path), "--seeds", "0",
+                          "--translate=-0.5,0.25", "--rotate", "45"]) == 0
+    assert len(seen) == 1 and torch.equal(seen[0], generate.output_transform((-0.5, 0.25), 45))
+    monkeypatch.undo()
+    code = generate.main(["--ckpt", str(tiny_ckpt), "--outdir", str(tmp_path / "none"), "--seeds", "0",
+                          "--translate", "0.1,0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--translate/--rotate" in err and "'skip' generator" in err and "set_transform" in err
+    assert not (tmp_path / "none").exists()
+    with pytest.raises(SystemExit):
+        generate.build_parser().parse_args(["--ckpt", "x", "--outdir", "y", "--translate", "1"])
+    assert "two numbers X,Y" in capsys.readouterr().err

@@ -11,10 +11,18 @@ for the same seed (with ``--batch 1``, the default: larger batches are faster bu
 last float bits of an image, now and then one pixel level). ``--noise-mode random`` is deterministic
 too: each image is synthesized alone with torch's random generator seeded by its seed (by its
 row seed in a style-mixing cell, by its frame index in an interpolation).
+
+``--translate TX,TY`` and ``--rotate DEG`` move and turn the output image as NVlabs' stylegan3
+``gen_images.py`` does: the forward map ``output_transform`` of the image plane (units of the image
+size, the center at the origin, x right and y down) goes to the synthesis network's optional hook
+``set_transform(matrix)``, which StyleGAN3's generators implement (they sample their Fourier input
+through its inverse). A generator without the hook refuses both options. Write a negative
+translation as ``--translate=-0.5,0``.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -53,6 +61,32 @@ def seed_to_z(seed: int, z_dim: int) -> torch.Tensor:
     if not 0 <= seed <= MAX_SEED:
         raise ValueError(f"seed {seed} is out of range: seeds are integers from 0 to {MAX_SEED}")
     return torch.from_numpy(np.random.RandomState(seed).randn(1, z_dim))
+
+
+def output_transform(translate: tuple[float, float] = (0.0, 0.0), rotate: float = 0.0) -> torch.Tensor:
+    """[3, 3] float64 affine map of the image plane, in homogeneous coordinates (x right, y down, in
+    units of the image size): rotation by ``rotate`` degrees, counterclockwise as the image is seen,
+    then translation by ``translate`` (NVlabs stylegan3 ``gen_images.py``'s ``make_transform``:
+    rows (cos, sin, tx), (-sin, cos, ty), (0, 0, 1))."""
+    angle = math.radians(rotate)
+    cos, sin = math.cos(angle), math.sin(angle)
+    return torch.tensor([[cos, sin, float(translate[0])], [-sin, cos, float(translate[1])], [0.0, 0.0, 1.0]],
+                        dtype=torch.float64)
+
+
+def set_output_transform(G, translate: tuple[float, float] | None, rotate: float | None) -> None:
+    """Give ``output_transform(translate, rotate)`` to ``G.synthesis.set_transform`` (the optional hook of
+    generator plugins whose image can be moved and turned, e.g. StyleGAN3's); nothing when both are
+    None; a ``ValueError`` naming the options and the generator when it has no such hook."""
+    if translate is None and rotate is None:
+        return
+    hook = getattr(G.synthesis, "set_transform", None)
+    if not callable(hook):
+        topology = getattr(G, "topology", type(G.synthesis).__name__)
+        raise ValueError(f"--translate/--rotate: the {topology!r} generator ({type(G.synthesis).__name__}) cannot "
+                         "move or turn its output image: its synthesis network has no set_transform(matrix) hook "
+                         "(StyleGAN3's stylegan3-t and stylegan3-r have it). Leave --translate and --rotate out.")
+    hook(output_transform(translate or (0.0, 0.0), rotate or 0.0))
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
@@ -240,6 +274,18 @@ def save_gif(frames: torch.Tensor, path: str | os.PathLike, duration: int) -> Pa
     return path
 
 
+def vec2_arg(text: str) -> tuple[float, float]:
+    """``'0.3,-1'`` -> (0.3, -1.0)."""
+    parts = str(text).split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not two numbers X,Y; write e.g. 0.3,1 (or =-0.5,0 for a "
+                                         "negative first number)") from None
+
+
 def range_arg(text: str) -> list[int]:
     try:
         return parse_range(text)
@@ -263,6 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trunc-cutoff", type=int, help="truncate only the first N styles")
     parser.add_argument("--class", dest="class_idx", type=int, help="class of a conditional network")
     parser.add_argument("--noise-mode", choices=NOISE_MODES, default="const")
+    parser.add_argument("--translate", type=vec2_arg, metavar="TX,TY",
+                        help="move the image by TX widths right and TY heights down (generators with "
+                             "set_transform, e.g. StyleGAN3; NVlabs gen_images.py)")
+    parser.add_argument("--rotate", type=float, metavar="DEG",
+                        help="turn the image counterclockwise by DEG degrees (generators with set_transform, "
+                             "e.g. StyleGAN3; NVlabs gen_images.py)")
     parser.add_argument("--rows", type=range_arg, default="0-4", help="style mix: row seeds (default 0-4)")
     parser.add_argument("--cols", type=range_arg, default="5-9", help="style mix: column seeds (default 5-9)")
     parser.add_argument("--styles", type=range_arg, default="0-6",
@@ -294,6 +346,7 @@ def main(argv: list[str]) -> int:
         if args.batch < 1:
             raise ValueError(f"--batch must be at least 1, got {args.batch}")
         G = load_generator(args.ckpt).to(args.device)
+        set_output_transform(G, args.translate, args.rotate)
         options = dict(truncation_psi=args.trunc, truncation_cutoff=args.trunc_cutoff, class_idx=args.class_idx,
                        noise_mode=args.noise_mode, batch_size=args.batch)
         outdir = Path(args.outdir)

@@ -84,6 +84,15 @@ class StyleGAN3Synthesis(nn.Module):
         """The style layers (all but to-RGB), in order: what core's analysis tools walk."""
         return self.layers()[:-1]
 
+    @torch.no_grad()
+    def set_transform(self, matrix: torch.Tensor) -> None:
+        """Core's optional output-transform hook (``generate --translate/--rotate``): ``matrix`` is the
+        [3, 3] map of the image plane to apply to the output; the input samples its Fourier features
+        through its inverse, the buffer ``input.transform`` (inverted in float64, then stored in
+        float32, as NVlabs' gen_images.py does)."""
+        inverse = torch.linalg.inv(torch.as_tensor(matrix, dtype=torch.float64))
+        self.input.transform.copy_(inverse.to(self.input.transform.dtype))
+
     def forward(self, ws: torch.Tensor, noise_mode: str = "const", fused_modconv: bool | None = None,
                 resolution: int | None = None, alpha: float = 1.0, update_emas: bool = False) -> torch.Tensor:
         """``noise_mode`` is accepted for the core interface and has no effect (no noise).
