@@ -110,6 +110,9 @@ def _record(module: nn.Module, path: str, in_discriminator: bool, class_name: st
         "_modules": children,
         "_init_args": (),
         "_init_kwargs": easy_dict(init_kwargs),
+        # The rest of an NVlabs module's __dict__ (sizes as numpy arrays, rates as numpy scalars, ...),
+        # when the module carries it as ``nvlabs_state``.
+        **getattr(module, "nvlabs_state", {}),
     }
     meta = dict(type="class", version=4, module_src=module_src, class_name=class_name, state=state)
     return _Record(reconstruct, meta)

@@ -10,8 +10,10 @@ layers.
 * ``random_generator``: a module tree with NVlabs' module and tensor names and shapes, filled with
   random values (biases, magnitude EMAs, w_avg and the input affine away from their initial
   values, so every convention shows) and the designed low-pass filters (``scipy.signal.firwin``'s
-  Kaiser-windowed sinc; the radial jinc of Appendix C.2 for R's down-sampling filters). It becomes a
-  pickle through ``tests/nvlabs_format.py`` of the core.
+  Kaiser-windowed sinc; the radial jinc of Appendix C.2 for R's down-sampling filters), and the
+  other attributes NVlabs' modules pickle (sizes as numpy arrays, rates and cutoffs as numpy
+  scalars, ``use_fp16`` as a numpy bool, ``layer_names``). It becomes a pickle through
+  ``tests/nvlabs_format.py`` of the core.
 * ``generate``: images from a state dict, in float64: the mapping network (StyleGAN2's, 2
   normalizations, lrelu layers, truncation), the Fourier input (Section 3.1 / Appendix F: a learned
   rotation and translation of the frequencies from w, then the user transform, band-limited
@@ -88,6 +90,7 @@ class Layer:
     up_filter: np.ndarray | None
     down_filter: np.ndarray | None
     padding: tuple[int, int]  # (before, after), the same on both axes
+    nvlabs_state: dict  # the other attributes NVlabs' SynthesisLayer pickles, with their numpy types
 
 
 def schedule(cfg: Config) -> tuple[dict, list[Layer]]:
@@ -116,12 +119,23 @@ def schedule(cfg: Config) -> tuple[dict, list[Layer]]:
         # Appendix C.3: pad so that the output has out_size samples, placed symmetrically.
         total = (int(size[i]) - 1) * down + 1 - (int(size[p]) + kernel - 1) * up + up_taps + down_taps - 2
         before = (total + up) // 2
+        state = dict(w_dim=cfg.w_dim, is_torgb=torgb, is_critically_sampled=i >= n - cfg.num_critical,
+                     use_fp16=rate[i] * 2 ** 4 > cfg.img_resolution, in_channels=int(channels[p]),
+                     out_channels=int(channels[i]), in_size=np.broadcast_to(np.asarray(int(size[p])), [2]),
+                     out_size=np.broadcast_to(np.asarray(int(size[i])), [2]), in_sampling_rate=int(rate[p]),
+                     out_sampling_rate=int(rate[i]), tmp_sampling_rate=int(tmp_rate), in_cutoff=cutoff[p],
+                     out_cutoff=cutoff[i], in_half_width=half_width[p], out_half_width=half_width[i],
+                     conv_kernel=kernel, conv_clamp=cfg.conv_clamp, magnitude_ema_beta=0.5 ** (32 / 20e3),
+                     up_factor=up, up_taps=up_taps, down_factor=down, down_taps=down_taps, down_radial=radial,
+                     padding=[before, total - before, before, total - before])
         layers.append(Layer(f"L{i}_{int(size[i])}_{int(channels[i])}", torgb, int(channels[p]), int(channels[i]),
                             int(size[p]), int(size[i]), kernel, up, down,
                             lowpass(up_taps, cutoff[p], 2 * half_width[p], tmp_rate),
                             lowpass(down_taps, cutoff[i], 2 * half_width[i], tmp_rate, radial),
-                            (before, total - before)))
+                            (before, total - before), state))
     first = dict(channels=int(channels[0]), size=int(size[0]), rate=float(rate[0]), bandwidth=float(cutoff[0]))
+    first["nvlabs_state"] = dict(w_dim=cfg.w_dim, channels=first["channels"], size=np.broadcast_to(np.asarray(first["size"]), [2]),
+                                 sampling_rate=rate[0], bandwidth=cutoff[0])
     return first, layers
 
 
@@ -177,6 +191,12 @@ def random_generator(cfg: Config, seed: int = 0) -> nn.Module:
     root.synthesis.input = _module(dict(weight=randn(first["channels"], first["channels"]), transform=torch.eye(3),
                                         freqs=freqs, phases=torch.rand(first["channels"], generator=g) - 0.5),
                                    buffers=("transform", "freqs", "phases"))
+    root.synthesis.input.nvlabs_state = first["nvlabs_state"]
+    root.synthesis.nvlabs_state = dict(w_dim=cfg.w_dim, num_ws=cfg.num_layers + 2, img_resolution=cfg.img_resolution,
+                                       img_channels=cfg.img_channels, num_layers=cfg.num_layers,
+                                       num_critical=cfg.num_critical, margin_size=cfg.margin_size,
+                                       output_scale=cfg.output_scale, num_fp16_res=4,
+                                       layer_names=[layer.name for layer in layers])
     root.synthesis.input.affine = _module(dict(weight=randn(4, cfg.w_dim, scale=0.5),
                                                bias=torch.tensor([1.0, 0.0, 0.0, 0.0]) + randn(4, scale=0.2)))
     for layer in layers:
@@ -189,6 +209,7 @@ def random_generator(cfg: Config, seed: int = 0) -> nn.Module:
                        up_filter=None if layer.up_filter is None else torch.from_numpy(layer.up_filter),
                        down_filter=None if layer.down_filter is None else torch.from_numpy(layer.down_filter))
         module = _module(tensors, buffers=("magnitude_ema", "up_filter", "down_filter"))
+        module.nvlabs_state = layer.nvlabs_state
         module.affine = _module(dict(weight=randn(layer.in_channels, cfg.w_dim), bias=1 + randn(layer.in_channels, scale=0.3)))
         root.synthesis.add_module(layer.name, module)
     return root
