@@ -71,6 +71,20 @@ def test_a_stylegan2_pickle_goes_to_the_built_in(tmp_path):
     assert torch.equal(converted.G_ema.mapping.w_avg, module.G_ema.mapping.w_avg)
 
 
+def test_the_built_in_takes_stylegan2_ada_generators_only(tmp_path):
+    """synthesis_kwargs, or StyleGAN2's blocks with only the Generator's own kwargs (all defaults);
+    flat synthesis kwargs (NVlabs' stylegan3 repository) and StyleGAN3 networks are others'."""
+    module, path = snapshot(tmp_path)
+    records = load_network_pickle(path)
+    kwargs = records["G_ema"].init_kwargs
+    assert Stylegan2Converter().handles(records)
+    synthesis = kwargs.pop("synthesis_kwargs")
+    assert Stylegan2Converter().handles(records)  # Generator(...) with the default synthesis_kwargs
+    kwargs.update(synthesis)
+    assert not Stylegan2Converter().handles(records)  # flat: channel_base, ... beside z_dim
+    assert not Stylegan2Converter().handles(stylegan3_records())
+
+
 def test_two_converters_reading_one_pickle_is_an_error_naming_both(tmp_path, site):
     module, path = snapshot(tmp_path)
     write_distribution(site, "greedy-pkg", {GROUP: {"greedy": "lsg_test_greedy:Greedy"}}, {"lsg_test_greedy": GREEDY},
@@ -100,7 +114,8 @@ def test_broken_converters_do_not_stop_the_others(tmp_path, site):
     assert load_networks(convert(path, tmp_path / "x.ckpt")).hparams["generator"]["topology"] == "skip"
     # ... and are reported when nothing reads the file.
     records = load_network_pickle(path)
-    records["G_ema"].init_kwargs.pop("synthesis_kwargs")
+    kwargs = records["G_ema"].init_kwargs
+    kwargs.update(kwargs.pop("synthesis_kwargs"))  # flat, as no installed converter reads them
     records.pop("G")
     with pytest.raises(ConversionError) as error:
         pickle_networks(records, path)

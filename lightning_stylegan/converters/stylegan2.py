@@ -12,7 +12,7 @@ pickles of NVlabs' stylegan3 repository hold this discriminator (with other defa
 from __future__ import annotations
 
 from ..training.options import DiscriminatorOptions, GeneratorOptions
-from .base import ConversionError, Converted, NetworkConverter, build_networks, generator_record, network_record
+from .base import ConversionError, Converted, NetworkConverter, build_networks, child, generator_record, network_record
 
 ARCHITECTURES = {"orig": "original", "skip": "skip", "resnet": "residual"}
 FILTER = [1, 3, 3, 1]
@@ -22,6 +22,10 @@ PRECISION_ONLY = {"num_fp16_res", "use_fp16", "fp16_channels_last", "channels_la
 DISCRIMINATOR_DEFAULTS = dict(c_dim=0, img_resolution=None, img_channels=None, architecture="resnet",
                               channel_base=32768, channel_max=512, conv_clamp=None, cmap_dim=None,
                               block_kwargs={}, mapping_kwargs={}, epilogue_kwargs={})
+
+
+# stylegan2-ada-pytorch's Generator(z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs, synthesis_kwargs).
+GENERATOR_KWARGS = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs"}
 
 
 def take(kwargs: dict, defaults: dict, where: str) -> dict:
@@ -107,9 +111,15 @@ class Stylegan2Converter(NetworkConverter):
 
     def handles(self, records: dict) -> bool:
         """stylegan2-ada-pytorch's Generator takes ``synthesis_kwargs`` (its ``train.py`` always sets
-        them); StyleGAN3's and the stylegan3 repository's StyleGAN2 generators take them flat."""
+        them; one built with the defaults has StyleGAN2's blocks and no other kwargs); StyleGAN3's
+        and the stylegan3 repository's StyleGAN2 generators take them flat, beside ``z_dim``."""
         main = generator_record(records)
-        return main is not None and "synthesis_kwargs" in main.init_kwargs
+        if main is None:
+            return False
+        if "synthesis_kwargs" in main.init_kwargs:
+            return True
+        flat = set(main.init_kwargs) - GENERATOR_KWARGS - PRECISION_ONLY
+        return child(main, "synthesis", "b4") is not None and not flat
 
     def networks(self, records: dict) -> Converted:
         return nvlabs_networks(records)
