@@ -110,7 +110,8 @@ def test_broken_converters_do_not_stop_the_others(tmp_path, site):
     module, path = snapshot(tmp_path)
     write_distribution(site, "broken-pkg", {GROUP: {"broken": "lsg_test_broken:Nothing"}},
                        {"lsg_test_broken": BROKEN_IMPORT})
-    write_distribution(site, "crash-pkg", {GROUP: {"crash": "lsg_test_crash:Crash"}}, {"lsg_test_crash": BROKEN_HANDLES})
+    write_distribution(site, "crash-pkg", {GROUP: {"crash": "lsg_test_crash:Crash"}},
+                       {"lsg_test_crash": BROKEN_HANDLES})
     assert load_networks(convert(path, tmp_path / "x.ckpt")).hparams["generator"]["topology"] == "skip"
     # ... and are reported when nothing reads the file.
     records = load_network_pickle(path)

@@ -24,7 +24,7 @@ DISCRIMINATOR_DEFAULTS = dict(c_dim=0, img_resolution=None, img_channels=None, a
                               block_kwargs={}, mapping_kwargs={}, epilogue_kwargs={})
 
 
-# stylegan2-ada-pytorch's Generator(z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs, synthesis_kwargs).
+# The kwargs of stylegan2-ada-pytorch's Generator itself.
 GENERATOR_KWARGS = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs"}
 
 

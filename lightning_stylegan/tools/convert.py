@@ -161,7 +161,8 @@ def read_networks(src: Path, export: bool = True) -> tuple[dict, Generator, torc
 ACCEPTS = ("convert accepts: NVlabs stylegan2-ada-pytorch network pickles (.pkl, e.g. network-snapshot-*.pkl), "
            "the NVlabs pickles of installed converter plugins (`lightning-stylegan plugins --kind converter`; "
            "StyleGAN3 with lightning-stylegan-stylegan3), rosinality stylegan2-pytorch checkpoints (.pt, from its "
-           "train.py or convert_weight.py), and with --export a lightning-stylegan checkpoint (.ckpt) or exported generator (.pt).")
+           "train.py or convert_weight.py), and with --export a lightning-stylegan checkpoint (.ckpt) or exported "
+           "generator (.pt).")
 # torch.save's legacy (pre-zip, torch < 1.6) files begin with this magic number, pickled as a long:
 # older rosinality checkpoints are such files.
 _LEGACY_TORCH = b"\x8a\x0a" + 0x1950A86A20F9469CFC6C.to_bytes(10, "little")

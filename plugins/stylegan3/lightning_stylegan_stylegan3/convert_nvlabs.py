@@ -77,7 +77,8 @@ def _typed(values: dict, where: str) -> dict:
 
 def generator_options(kwargs: dict) -> tuple[dict, GeneratorOptions]:
     """(the Generator's kwargs with NVlabs' defaults, our options) of a networks_stylegan3.Generator."""
-    top = _typed(take(kwargs, GENERATOR_DEFAULTS | SYNTHESIS_DEFAULTS | LAYER_DEFAULTS, "G (StyleGAN3)"), "G (StyleGAN3)")
+    where = "G (StyleGAN3)"
+    top = _typed(take(kwargs, GENERATOR_DEFAULTS | SYNTHESIS_DEFAULTS | LAYER_DEFAULTS, where), where)
     mapping = _typed(take(top["mapping_kwargs"], MAPPING_DEFAULTS, "G mapping_kwargs"), "G mapping_kwargs")
     topology = "stylegan3-r" if top["use_radial_filters"] else "stylegan3-t"
     synthesis_options = {key: top[key] for key in (*SYNTHESIS_DEFAULTS, *LAYER_DEFAULTS) if key not in OWN_FIELDS}

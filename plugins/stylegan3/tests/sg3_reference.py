@@ -134,8 +134,9 @@ def schedule(cfg: Config) -> tuple[dict, list[Layer]]:
                             lowpass(down_taps, cutoff[i], 2 * half_width[i], tmp_rate, radial),
                             (before, total - before), state))
     first = dict(channels=int(channels[0]), size=int(size[0]), rate=float(rate[0]), bandwidth=float(cutoff[0]))
-    first["nvlabs_state"] = dict(w_dim=cfg.w_dim, channels=first["channels"], size=np.broadcast_to(np.asarray(first["size"]), [2]),
-                                 sampling_rate=rate[0], bandwidth=cutoff[0])
+    first["nvlabs_state"] = dict(w_dim=cfg.w_dim, channels=first["channels"],
+                                 size=np.broadcast_to(np.asarray(first["size"]), [2]), sampling_rate=rate[0],
+                                 bandwidth=cutoff[0])
     return first, layers
 
 
@@ -210,7 +211,8 @@ def random_generator(cfg: Config, seed: int = 0) -> nn.Module:
                        down_filter=None if layer.down_filter is None else torch.from_numpy(layer.down_filter))
         module = _module(tensors, buffers=("magnitude_ema", "up_filter", "down_filter"))
         module.nvlabs_state = layer.nvlabs_state
-        module.affine = _module(dict(weight=randn(layer.in_channels, cfg.w_dim), bias=1 + randn(layer.in_channels, scale=0.3)))
+        module.affine = _module(dict(weight=randn(layer.in_channels, cfg.w_dim),
+                                     bias=1 + randn(layer.in_channels, scale=0.3)))
         root.synthesis.add_module(layer.name, module)
     return root
 
