@@ -10,7 +10,12 @@ path-length penalties (finite and sane in bf16 too).
     python benchmarks/train_step.py [--resolution 32] [--channel-base 4096] [--channel-max 128]
         [--z-dim 512] [--w-dim 512] [--mapping-layers 8] [--batch 8] [--infer-batch 32]
         [--steps 64] [--precision 32-true] [--accelerator cpu] [--threads N] [--json out.json]
-        [--augment ada --augment-p 0.6]
+        [--augment ada --augment-p 0.6] [--generator stylegan3-t]
+
+``--generator stylegan3-t`` / ``stylegan3-r`` (needs ``pip install ./plugins/stylegan3``) times
+NVlabs' ``--cfg stylegan3-*`` step instead: no noise, no path length, no style mixing, conv clamp
+256, magnitude EMAs (``--mapping-layers 2`` is that config's); the reference side is
+``nvlabs_stylegan3_train_step.py``.
 
 ``--augment`` applies an augmentation plugin at a fixed p to every D input: the step time with and
 without it gives the augmentation's share of a training step.
@@ -61,7 +66,7 @@ class StepTimer(pl.Callback):
         return self.images / (self.end - self.start)
 
 
-def train_throughput(model: StyleGAN2, args) -> StepTimer:
+def train_throughput(model: StyleGAN2, args, stylegan3: bool) -> StepTimer:
     # A multiple of the R1 and path-length intervals, so the lazy passes occur at their share.
     steps = args.warmup + args.steps
     images = torch.rand(args.batch * steps, args.channels, args.resolution, args.resolution) * 2 - 1
@@ -70,7 +75,7 @@ def train_throughput(model: StyleGAN2, args) -> StepTimer:
     trainer = pl.Trainer(accelerator=args.accelerator, devices=1, max_steps=-1, max_epochs=1, logger=False,
                          precision=args.precision,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[R1(gamma=1.0, interval=16), PathLength(interval=4), timer],
+                         callbacks=[R1(gamma=1.0, interval=16), timer] + ([] if stylegan3 else [PathLength(interval=4)]),
                          log_every_n_steps=10 ** 9)
     trainer.fit(model, loader)
     return timer
@@ -107,6 +112,8 @@ def main() -> None:
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
     parser.add_argument("--accelerator", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--generator", default="skip", help="generator plugin: skip (StyleGAN2 config E) or "
+                        "stylegan3-t / stylegan3-r (NVlabs' --cfg stylegan3-*)")
     parser.add_argument("--augment", default="none", help="augmentation plugin on every D input (ada, diffaugment)")
     parser.add_argument("--augment-p", type=float, default=0.6, help="its fixed p (with --augment)")
     parser.add_argument("--infer-batch", type=int, default=32)
@@ -120,13 +127,16 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
+    stylegan3 = args.generator.startswith("stylegan3")
+    generator = dict(topology=args.generator, use_noise=False, conv_clamp=256) if stylegan3 else {}
     model = StyleGAN2(
-        resolution=args.resolution, channels=args.channels,
+        resolution=args.resolution, channels=args.channels, style_mixing_prob=0.0 if stylegan3 else 0.9,
         generator=GeneratorOptions(z_dim=args.z_dim, w_dim=args.w_dim, mapping_layers=args.mapping_layers,
-                                   channel_base=args.channel_base, channel_max=args.channel_max),
-        discriminator=DiscriminatorOptions(channel_base=args.channel_base, channel_max=args.channel_max),
+                                   channel_base=args.channel_base, channel_max=args.channel_max, **generator),
+        discriminator=DiscriminatorOptions(channel_base=args.channel_base, channel_max=args.channel_max,
+                                           conv_clamp=256 if stylegan3 else None),
         augment=args.augment, augment_options={"p": args.augment_p} if args.augment != "none" else None)
-    timer = train_throughput(model, args)
+    timer = train_throughput(model, args, stylegan3)
     train = timer.images_per_second()
     rss_train = peak_rss_mib()
     infer = {fused: infer_throughput(model.G_ema, args.infer_batch, args.infer_repeats, fused, args.precision)

@@ -241,3 +241,37 @@ def test_training_moves_the_magnitude_emas_in_the_d_main_pass_and_g_ema_follows(
     assert all(value != 1.0 for value in emas)
     # G_ema copies G's buffers (NVlabs copies them too): the same magnitudes.
     assert [float(layer.magnitude_ema) for layer in model.G_ema.synthesis.layers()] == emas
+
+
+def test_the_analysis_commands_run_on_a_stylegan3_checkpoint(tmp_path):
+    """``analyze layers / features / rates / ablate`` (core's tools, unchanged) on a tiny stylegan3-t
+    checkpoint: the layers are the schedule's, the activation rates have the layers' map shapes."""
+    import json
+    import subprocess
+    import sys
+
+    from lightning_stylegan.network_files import write_checkpoint
+
+    torch.manual_seed(0)
+    module = StyleGAN2(resolution=16, channels=3, generator=GeneratorOptions(topology="stylegan3-t", **TINY),
+                       discriminator=DiscriminatorOptions(channel_base=256, channel_max=16))
+    ckpt = str(write_checkpoint(tmp_path / "sg3.ckpt", dict(module.hparams), module.G, module.D, module.G_ema, "tests"))
+
+    def analyze(*args: str) -> str:
+        outdir = [] if args[0] == "layers" else ["--outdir", str(tmp_path / args[0])]
+        done = subprocess.run([sys.executable, "-m", "lightning_stylegan.cli", "analyze", *args, "--ckpt", ckpt,
+                               *outdir], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    listing = analyze("layers")
+    for name in module.G.synthesis.layer_names[:-1]:
+        assert name in listing
+    assert module.G.synthesis.layer_names[-1] not in listing  # to-RGB is not a style layer
+    analyze("features", "--seed", "1")
+    analyze("rates", "--num", "16", "--batch", "8")
+    rates = np.load(tmp_path / "rates" / "rates.npz")
+    for index, layer in enumerate(module.G.synthesis.blocks()):
+        assert rates[f"counts_{index}"].shape == (layer.out_channels, layer.out_size, layer.out_size)
+    analyze("ablate", "--seeds", "0-1", "--rates", str(tmp_path / "rates" / "rates.npz"), "--layers", "0,1")
+    assert json.loads((tmp_path / "ablate").joinpath(next(p.name for p in (tmp_path / "ablate").glob("*.json"))).read_text())
