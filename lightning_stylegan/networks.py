@@ -26,6 +26,13 @@ def _check_image_format(img_resolution: int, img_channels: int) -> None:
         raise ValueError(f"img_resolution must be at least 8, got {img_resolution}")
 
 
+def check_synthesis_options(topology: str, options: dict | None) -> dict:
+    """``model.generator.synthesis_options`` checked against the generator plugin's constructor,
+    a string typed on the command line read as the YAML value it spells (``plugin_options``)."""
+    return bind_options(registry.load("generator", topology), options, key="model.generator.synthesis_options",
+                        label=f"the generator plugin {topology!r}", given=SYNTHESIS_ARGUMENTS)
+
+
 class Generator(nn.Module):
     """z [N, z_dim] (+ labels c [N, c_dim]) -> images [N, img_channels, R, R] in about [-1, 1].
 
@@ -57,8 +64,8 @@ class Generator(nn.Module):
         self.topology, self.normalization = topology, normalization
         synthesis_class = registry.load("generator", topology)
         norm = registry.load("normalization", normalization)()
-        extra = bind_options(synthesis_class, synthesis_options, key="model.generator.synthesis_options",
-                             label=f"the generator plugin {topology!r}", given=SYNTHESIS_ARGUMENTS)
+        extra = check_synthesis_options(topology, synthesis_options)
+        self.init_kwargs["synthesis_options"] = dict(extra)
         self.synthesis = synthesis_class(w_dim, img_resolution, img_channels, norm,
                                          channel_base=channel_base, channel_max=channel_max,
                                          use_noise=use_noise, conv_clamp=conv_clamp,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import lightning.pytorch as pl
 import torch
@@ -21,7 +21,7 @@ import torch
 from .. import registry
 from ..errors import ConfigError
 from ..network_files import COUNTERS, NetworkFileError, load_networks, load_state
-from ..networks import Generator, build_discriminator
+from ..networks import Generator, build_discriminator, check_synthesis_options
 from ..nn.norms import apply_constraints
 from ..plugin_options import bind_options
 from .ada import AdaController
@@ -82,6 +82,8 @@ class StyleGAN2(pl.LightningModule):
                  freeze_d: int = 0):
         super().__init__()
         generator = _options(GeneratorOptions, generator)
+        generator = replace(generator, synthesis_options=check_synthesis_options(generator.topology,
+                                                                                  generator.synthesis_options))
         discriminator = _options(DiscriminatorOptions, discriminator)
         schedule_class = registry.load("growth", growth)
         growth_label, augment_label = f"the growth plugin {growth!r}", f"the augmentation plugin {augment!r}"

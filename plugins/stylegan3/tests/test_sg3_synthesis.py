@@ -275,3 +275,14 @@ def test_the_analysis_commands_run_on_a_stylegan3_checkpoint(tmp_path):
         assert rates[f"counts_{index}"].shape == (layer.out_channels, layer.out_size, layer.out_size)
     analyze("ablate", "--seeds", "0-1", "--rates", str(tmp_path / "rates" / "rates.npz"), "--layers", "0,1")
     assert json.loads((tmp_path / "ablate").joinpath(next(p.name for p in (tmp_path / "ablate").glob("*.json"))).read_text())
+
+
+def test_synthesis_options_typed_on_the_command_line_are_stored_as_the_values_they_spell():
+    """``--model.generator.synthesis_options.num_layers 4`` arrives as the string '4': the checkpoint
+    records 4, so a recipe that writes 4 resumes it."""
+    options = dict(TINY, synthesis_options={"num_layers": "4", "num_critical": "1", "magnitude_ema_beta": "0.99"})
+    model = StyleGAN2(resolution=16, channels=1, generator=GeneratorOptions(topology="stylegan3-t", **options))
+    expected = {"num_layers": 4, "num_critical": 1, "magnitude_ema_beta": 0.99}
+    assert model.hparams["generator"]["synthesis_options"] == expected
+    assert model.G.init_kwargs["synthesis_options"] == expected
+    assert model.G.synthesis.L0_36_16.magnitude_ema_beta == 0.99
