@@ -286,3 +286,24 @@ def test_synthesis_options_typed_on_the_command_line_are_stored_as_the_values_th
     assert model.hparams["generator"]["synthesis_options"] == expected
     assert model.G.init_kwargs["synthesis_options"] == expected
     assert model.G.synthesis.L0_36_16.magnitude_ema_beta == 0.99
+
+
+def test_projection_into_w_works_on_a_stylegan3_generator():
+    """Core's ``project`` (StyleGAN2 Appendix D) unchanged: a generator without noise maps
+    optimizes w alone and gets closer to an image the generator made."""
+    from lightning_stylegan.images import to_uint8
+    from lightning_stylegan.tools.project import project, w_statistics
+
+    class SquaredDistance(torch.nn.Module):  # a stand-in for LPIPS (no weights offline)
+        def forward(self, a, b):
+            return (a - b).square().mean(dim=[1, 2, 3])
+
+    G = tiny_generator(resolution=16).eval()
+    with torch.no_grad():
+        target = to_uint8(G(torch.randn(1, 16, generator=torch.Generator().manual_seed(7))))[0]
+    result = project(G, target, SquaredDistance(), num_steps=40, w_avg_samples=200, progress=False)
+    with torch.no_grad():
+        w_avg, _ = w_statistics(G, 200)  # where the optimization starts
+        start = SquaredDistance()(target[None].float() / 127.5 - 1, G.synthesis(w_avg.expand(1, G.num_ws, -1)))
+    assert result.noise == {} and result.ws.shape == (G.num_ws, 16)
+    assert result.distance < 0.7 * float(start)
