@@ -57,8 +57,12 @@ def _upsample_axis(x: torch.Tensor, taps: torch.Tensor | None, up: int, before: 
     if up > 1:
         # The transposed convolution is the full convolution of the zero-inserted signal, which ends
         # up - 1 zeros short; the padding then extends or crops its k - 1 extra samples per side.
-        x = F.conv_transpose2d(x, weight, stride=(1, up) if axis == 3 else (up, 1), groups=channels)
-        return F.pad(x, _pad(axis, before - (k - 1), after + up - k))
+        lo, hi = before - (k - 1), after + up - k
+        stride = (1, up) if axis == 3 else (up, 1)
+        if lo <= 0 and 0 <= hi - lo < up:  # a crop the convolution itself can do (StyleGAN3's layers)
+            crop, extra = (0, -lo) if axis == 3 else (-lo, 0), (0, hi - lo) if axis == 3 else (hi - lo, 0)
+            return F.conv_transpose2d(x, weight, stride=stride, padding=crop, output_padding=extra, groups=channels)
+        return F.pad(F.conv_transpose2d(x, weight, stride=stride, groups=channels), _pad(axis, lo, hi))
     x = F.pad(x, _pad(axis, before, after)) if before or after else x
     return F.conv2d(x, weight.flip(axis), groups=channels) if k > 1 else x * (up * gain)
 
