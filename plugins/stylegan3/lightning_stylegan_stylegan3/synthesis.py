@@ -26,7 +26,7 @@ from torch import nn
 from lightning_stylegan.normalizations.demod import Demodulation
 
 from .layers import SynthesisInput, SynthesisLayer, ToRGBLayer
-from .schedule import LayerSpec, layer_schedule
+from .schedule import layer_schedule
 
 
 class StyleGAN3Synthesis(nn.Module):
@@ -63,7 +63,6 @@ class StyleGAN3Synthesis(nn.Module):
         self.block_resolutions = [img_resolution]
         schedule = layer_schedule(img_resolution, img_channels, channel_base, channel_max, num_layers,
                                   num_critical, first_cutoff, first_stopband, last_stopband_rel, margin_size)
-        self.schedule: list[LayerSpec] = schedule
         first = schedule[0]
         self.input = SynthesisInput(w_dim, first.channels, first.size, first.sampling_rate, first.cutoff)
         self.layer_names = []
