@@ -7,7 +7,6 @@ with the policy of ``lightning_stylegan.data.images``; ``label`` a float32 one-h
 """
 from __future__ import annotations
 
-import json
 import operator
 import os
 import warnings
@@ -20,144 +19,13 @@ from PIL import Image
 
 from .embedded import EMBEDDED_NAME, NUM_CLASSES, is_embedded, load_embedded
 from .images import (EXTENSIONS, SEARCHED, SKIP_HINT, ImageDataError, check_format, convert_image, decode_image,
-                     is_image_name, one_line)
+                     is_image_name)
+from .sources import LABEL_FILE, NO_LABELS, SHOWN, Folder, Zip, listing, parse_labels
 
-LABEL_FILE = "dataset.json"
-_SHOWN = 5  # how many names an error or warning lists
 PATH_ACCEPTS = (f"--data.path accepts a folder of images ({' '.join(EXTENSIONS)}), a .zip of such images, or "
                 f"nothing (null, or {EMBEDDED_NAME!r}) for the embedded Fashion-MNIST")
-NO_LABELS = "use_labels=False (--data.use_labels false)"
 # Files that are often mistaken for a dataset, and what to do with them.
 _ARCHIVES = (".tar", ".tgz", ".gz", ".bz2", ".xz", ".7z", ".rar", ".zst")
-
-
-def _hidden(relative: str) -> bool:
-    """Dot-files/folders and macOS ``__MACOSX`` zip folders (``._x.png`` there is not an image)."""
-    return any(part.startswith(".") or part == "__MACOSX" for part in relative.split("/"))
-
-
-def _listing(names: list[str]) -> str:
-    shown = ", ".join(names[:_SHOWN])
-    return shown + (f", ... ({len(names) - _SHOWN} more)" if len(names) > _SHOWN else "")
-
-
-def _parse_labels(raw: bytes, where: str) -> dict[str, int] | None:
-    """NVlabs' ``dataset.json`` -> {relative path: class}, or None for ``"labels": null``."""
-    try:
-        meta = json.loads(raw)
-    except ValueError as exc:
-        raise ImageDataError(f"{where} is not valid JSON ({exc}); fix it or pass {NO_LABELS}.") from exc
-    if not isinstance(meta, dict) or "labels" not in meta:
-        raise ImageDataError(f'{where} must be an object with a "labels" key: '
-                             '{"labels": [["dir/img.png", 0], ...]} (or "labels": null); fix it or pass '
-                             f'{NO_LABELS}.')
-    entries = meta["labels"]
-    if entries is None:
-        return None
-    entries = entries.items() if isinstance(entries, dict) else entries
-    table = {}
-    for entry in entries:
-        ok = isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[0], str)
-        if not ok or isinstance(entry[1], bool) or not isinstance(entry[1], int) or entry[1] < 0:
-            raise ImageDataError(f"{where}: bad label entry {entry!r}; each entry must be "
-                                 '["relative/path.png", class] with class a non-negative integer; fix it or '
-                                 f"pass {NO_LABELS}.")
-        table[entry[0].replace("\\", "/")] = entry[1]
-    return table
-
-
-class _Folder:
-    """Image files under ``root``, searched recursively (symlinked folders followed once)."""
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def list(self) -> list[str]:
-        names, seen = [], set()
-        for folder, dirs, files in os.walk(self.root, followlinks=True):
-            real = os.path.realpath(folder)
-            if real in seen:  # a symlink loop, or a folder linked twice
-                dirs[:] = []
-                continue
-            seen.add(real)
-            rel = Path(folder).relative_to(self.root).as_posix()
-            prefix = "" if rel == "." else rel + "/"
-            names += [prefix + f for f in files if is_image_name(f) and not _hidden(prefix + f)]
-        return sorted(names)
-
-    def others(self) -> list[str]:
-        """The files that are not images (dot-files and hidden images included), for error messages."""
-        found = []
-        for folder, dirs, files in os.walk(self.root):
-            rel = Path(folder).relative_to(self.root).as_posix()
-            found += [f if rel == "." else f"{rel}/{f}" for f in files]
-            if len(found) > 100:
-                break
-        return sorted(found)
-
-    def kind(self) -> str:
-        return "folder"
-
-    def where(self, name: str) -> str:
-        return str(self.root / name)
-
-    def read(self, name: str) -> bytes:
-        try:
-            return (self.root / name).read_bytes()
-        except OSError as exc:
-            raise ImageDataError(f"Cannot read image {self.where(name)} ({one_line(exc)}). {SKIP_HINT}") from exc
-
-    def label_bytes(self) -> bytes | None:
-        path = self.root / LABEL_FILE
-        return path.read_bytes() if path.is_file() else None
-
-
-class _Zip:
-    """Image members of a zip file, opened lazily once per process (so the dataset pickles, and
-    forked DataLoader workers never share a file offset)."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self._zip: zipfile.ZipFile | None = None
-        self._pid: int | None = None
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_zip": None, "_pid": None}
-
-    def _file(self) -> zipfile.ZipFile:
-        if self._zip is None or self._pid != os.getpid():
-            try:
-                self._zip = zipfile.ZipFile(self.root)
-            except (OSError, zipfile.BadZipFile) as exc:
-                raise ImageDataError(f"Cannot open zip file {self.root} ({one_line(exc)}); re-create it, or "
-                                     f"point --data.path at the folder of images. {PATH_ACCEPTS}.") from exc
-            self._pid = os.getpid()
-        return self._zip
-
-    def list(self) -> list[str]:
-        infos = self._file().infolist()
-        return sorted({i.filename for i in infos if not i.is_dir() and is_image_name(i.filename)
-                       and not _hidden(i.filename)})
-
-    def others(self) -> list[str]:
-        return sorted(i.filename for i in self._file().infolist() if not i.is_dir())
-
-    def kind(self) -> str:
-        return "zip file"
-
-    def where(self, name: str) -> str:
-        return f"{name} in zip file {self.root}"
-
-    def read(self, name: str) -> bytes:
-        try:
-            return self._file().read(name)
-        except Exception as exc:  # BadZipFile (CRC), zlib.error, OSError, NotImplementedError (compression)
-            reason = one_line(f"{type(exc).__name__}: {exc}")
-            raise ImageDataError(f"Cannot read image {self.where(name)} ({reason}). {SKIP_HINT}") from exc
-
-    def label_bytes(self) -> bytes | None:
-        zf = self._file()
-        return zf.read(LABEL_FILE) if LABEL_FILE in zf.namelist() else None
 
 
 class _Embedded:
@@ -223,8 +91,8 @@ class ImageDataset(torch.utils.data.Dataset):
             if missing:
                 raise ImageDataError(
                     f"{len(missing)} image(s) have no label in {self._label_where()}: "
-                    f"{', '.join(self._source.where(n) for n in missing[:_SHOWN])}"
-                    f"{', ...' if len(missing) > _SHOWN else ''}. Add them to its \"labels\" list, "
+                    f"{', '.join(self._source.where(n) for n in missing[:SHOWN])}"
+                    f"{', ...' if len(missing) > SHOWN else ''}. Add them to its \"labels\" list, "
                     f"remove the images, or pass {NO_LABELS}.")
             self.label_dim = (NUM_CLASSES if isinstance(self._source, _Embedded) else max(table.values()) + 1)
             self._labels = np.array([table[n] for n in self._names], dtype=np.int64)
@@ -241,14 +109,14 @@ class ImageDataset(torch.utils.data.Dataset):
             where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
             raise ImageDataError(f"Dataset path {path}{where} does not exist; check --data.path. {PATH_ACCEPTS}.")
         if path.is_dir():
-            return _Folder(path)
+            return Folder(path)
         suffix = path.suffix.lower()
         if path.is_file() and suffix == ".zip":
             if not zipfile.is_zipfile(path):
                 raise ImageDataError(f"Dataset path {path} is not a valid zip file (truncated, or not a zip despite "
                                      "its name); re-create it (e.g. zip -r images.zip images/), or point "
                                      "--data.path at the folder of images.")
-            return _Zip(path)
+            return Zip(path)
         if is_image_name(path.name):
             fix = "a single image is not a dataset: put the images in a folder and give that folder"
         elif suffix in _ARCHIVES:
@@ -266,9 +134,9 @@ class ImageDataset(torch.utils.data.Dataset):
             found = f"the {self._source.kind()} is empty"
         else:
             found = (f"it holds {len(others) if len(others) <= 100 else 'over 100'} other file(s), none of them "
-                     f"an image: {_listing(others)}")
+                     f"an image: {listing(others)}")
         return (f"No images found in {self._source.kind()} {self.source} (searched "
-                f"{'recursively ' if isinstance(self._source, _Folder) else ''}for {SEARCHED}; dot-files, "
+                f"{'recursively ' if isinstance(self._source, Folder) else ''}for {SEARCHED}; dot-files, "
                 f"dot-folders and __MACOSX are skipped); {found}. Add images with one of these extensions "
                 f"(convert others, e.g. .gif or .tif, to .png), or point --data.path at another folder or .zip.")
 
@@ -283,7 +151,7 @@ class ImageDataset(torch.utils.data.Dataset):
             raise ImageDataError(f"use_labels=True needs {self._label_where()} "
                                  '({"labels": [["dir/img.png", 0], ...]}), which does not exist; add it '
                                  f"or pass {NO_LABELS}.")
-        table = _parse_labels(raw, self._label_where())
+        table = parse_labels(raw, self._label_where())
         if table is None:
             raise ImageDataError(f'{self._label_where()} says "labels": null (no labels); '
                                  f"pass {NO_LABELS} or add labels.")
@@ -304,7 +172,7 @@ class ImageDataset(torch.utils.data.Dataset):
                 first_error = first_error or error
         if self.skipped:
             warnings.warn(f"Skipped {len(self.skipped)} unreadable image(s) in {self.source} "
-                          f"(skip_corrupt=True): {_listing(self.skipped)}", stacklevel=3)
+                          f"(skip_corrupt=True): {listing(self.skipped)}", stacklevel=3)
         if not good:
             reason = str(first_error).split(f" {SKIP_HINT}")[0].rstrip(".")
             raise ImageDataError(f"None of the {len(names)} images in {self.source} can be decoded (the first: "
