@@ -3,6 +3,7 @@ that is killed (process group included) when it hangs, and the tiny quickstart o
 run of a few steps take seconds."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -39,24 +40,41 @@ def cli(*args, timeout: float = 240, stall: float | None = None, watch: Path | N
         env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``lightning-stylegan *args`` in the repository. Kill its process group (DDP ranks included)
     and fail after ``timeout`` s, or after ``stall`` s in which no file under ``watch`` changed."""
-    command = [COMMAND, *map(str, args)]
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=err, text=True, env=env,
-                                start_new_session=True)
+    return cli_processes([(args, env)], timeout=timeout, stall=stall, watch=watch)[0]
+
+
+def cli_processes(runs: list[tuple[list, dict | None]], timeout: float = 240, stall: float | None = None,
+                  watch: Path | None = None) -> list[subprocess.CompletedProcess]:
+    """Run several ``lightning-stylegan`` commands at once (``(args, env)`` each: the processes of one
+    distributed job, as a cluster launcher starts them on its nodes) and wait for all of them; on a
+    hang or time-out, as ``cli``, kill every one of them and fail."""
+    commands = [[COMMAND, *map(str, args)] for args, _env in runs]
+    with contextlib.ExitStack() as stack:
+        files = [(stack.enter_context(tempfile.TemporaryFile("w+")), stack.enter_context(tempfile.TemporaryFile("w+")))
+                 for _ in runs]
+        procs = [subprocess.Popen(command, cwd=REPO, stdout=out, stderr=err, text=True, env=env,
+                                  start_new_session=True)
+                 for command, (_args, env), (out, err) in zip(commands, runs, files)]
         start = time.time()
-        while proc.poll() is None:
+        while any(proc.poll() is None for proc in procs):
             time.sleep(0.5)
             now, active = time.time(), max(start, newest_mtime(watch) if watch else 0.0)
             if now - start > timeout or (stall and now - active > stall):
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                err.seek(0)
-                pytest.fail(f"`{' '.join(command)}` {'hung' if now - start <= timeout else 'timed out'}: "
-                            f"killed after {now - start:.0f} s, {now - active:.0f} s without output "
-                            f"files changing. stderr tail:\n{err.read()[-3000:]}")
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(command, proc.returncode, out.read(), err.read())
+                tails = []
+                for proc, command, (_out, err) in zip(procs, commands, files):
+                    if proc.poll() is None:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        proc.wait()
+                    err.seek(0)
+                    tails.append(f"`{' '.join(command)}` stderr tail:\n{err.read()[-3000:]}")
+                pytest.fail(f"{'hung' if now - start <= timeout else 'timed out'}: killed after {now - start:.0f} s, "
+                            f"{now - active:.0f} s without output files changing.\n" + "\n".join(tails))
+        results = []
+        for proc, command, (out, err) in zip(procs, commands, files):
+            out.seek(0)
+            err.seek(0)
+            results.append(subprocess.CompletedProcess(command, proc.returncode, out.read(), err.read()))
+        return results
 
 
 def newest_mtime(folder: Path) -> float:
