@@ -35,7 +35,8 @@ SKIP_HINT = ("Remove or replace the file, or pass skip_corrupt=True (--data.skip
 SEARCHED = f"{' '.join(EXTENSIONS)} in any case"  # what a folder or zip is searched for
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _EXIF_ORIENTATION = 0x0112
-_LANCZOS = getattr(Image, "Resampling", Image).LANCZOS  # Image.Resampling is Pillow >= 9.1
+_RESAMPLING = getattr(Image, "Resampling", Image)  # Image.Resampling is Pillow >= 9.1
+FILTERS = {"lanczos": _RESAMPLING.LANCZOS, "box": _RESAMPLING.BOX, "bicubic": _RESAMPLING.BICUBIC}
 
 
 class ImageDataError(UsageError, ValueError):
@@ -77,6 +78,11 @@ def decode_image(data: bytes, name: str, resolution: int, channels: int, resize:
 
     ``name`` is only used in error messages: give the full path (and the zip, if inside one).
     """
+    return convert_image(open_image(data, name), resolution, channels, resize)
+
+
+def open_image(data: bytes, name: str) -> Image.Image:
+    """The bytes of one image file -> the decoded PIL image, upright (step 1 of the policy)."""
     try:
         img = Image.open(io.BytesIO(data))
         img.load()
@@ -85,7 +91,7 @@ def decode_image(data: bytes, name: str, resolution: int, channels: int, resize:
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, struct.error, ... on bad data
         raise ImageDataError(f"Cannot decode image {name} ({len(data)} bytes; {_reason(exc, data)}). "
                              f"{SKIP_HINT}") from exc
-    return convert_image(img, resolution, channels, resize)
+    return img
 
 
 def _reason(exc: Exception, data: bytes) -> str:
@@ -122,9 +128,10 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
     return img if img.mode == target else img.convert(target)
 
 
-def fit(img: Image.Image, resolution: int, resize: str = "center-crop") -> Image.Image:
-    """``img`` made square by ``resize`` ('center-crop' or 'pad'), then resized (LANCZOS) to
-    ``resolution`` x ``resolution``; returned as is when it already has that size."""
+def fit(img: Image.Image, resolution: int, resize: str = "center-crop", resize_filter: str = "lanczos") -> Image.Image:
+    """``img`` made square by ``resize`` ('center-crop' or 'pad'), then resized with ``resize_filter``
+    (a name of ``FILTERS``; training uses LANCZOS) to ``resolution`` x ``resolution``; returned as is
+    when it already has that size."""
     _check_resize(resize)
     width, height = img.size
     if width == height == resolution:
@@ -140,5 +147,5 @@ def fit(img: Image.Image, resolution: int, resize: str = "center-crop") -> Image
             square.paste(img, ((side - width) // 2, (side - height) // 2))
             img = square
     if img.size != (resolution, resolution):
-        img = img.resize((resolution, resolution), _LANCZOS)
+        img = img.resize((resolution, resolution), FILTERS[resize_filter])
     return img
