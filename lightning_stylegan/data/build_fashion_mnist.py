@@ -11,33 +11,16 @@ the first ``PER_CLASS`` training images of each of the 10 classes, in their orig
 from __future__ import annotations
 
 import argparse
-import gzip
 from pathlib import Path
 
 import numpy as np
+
+from .idx import read_idx
 
 DEFAULT_SOURCE = "/usr/share/datasets/fashion-mnist"
 DEFAULT_OUT = Path(__file__).with_name("fashion_mnist_6k.npz")
 PER_CLASS = 600
 NUM_CLASSES = 10
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """One idx file (``*-ubyte`` or ``*-ubyte.gz``) of unsigned bytes as a numpy array."""
-    candidates = [path, path.with_name(path.name + ".gz")] if path.suffix != ".gz" else [path, path.with_suffix("")]
-    found = next((p for p in candidates if p.is_file()), None)
-    if found is None:
-        raise FileNotFoundError(f"{path}: no such idx file (also looked for {candidates[1].name}); "
-                                "download Fashion-MNIST or install Debian's dataset-fashion-mnist")
-    data = (gzip.open if found.suffix == ".gz" else open)(found, "rb").read()
-    if data[:2] != b"\0\0" or data[2] != 0x08:
-        raise ValueError(f"{found}: not an idx file of unsigned bytes (magic {data[:4].hex()})")
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if array.size != int(np.prod(shape)):
-        raise ValueError(f"{found}: header says shape {shape} but holds {array.size} values")
-    return array.reshape(shape)
 
 
 def select(images: np.ndarray, labels: np.ndarray, per_class: int = PER_CLASS) -> tuple[np.ndarray, np.ndarray]:
