@@ -109,10 +109,15 @@ def _numpy_array(cls, shape, dtype_code):
 
 _NUMPY = {"scalar": _numpy_scalar, "_reconstruct": _numpy_array}
 
-ALLOWED = {
+# What a pickled numpy array or scalar of a plain dtype names (numpy 1.x writes numpy.core, 2.x numpy._core).
+NUMPY_GLOBALS = {
     **{(f"numpy.{core}.multiarray", name): function for core in ("core", "_core") for name, function in _NUMPY.items()},
     ("numpy", "dtype"): np.dtype,
     ("numpy", "ndarray"): np.ndarray,
+}
+
+ALLOWED = {
+    **NUMPY_GLOBALS,
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _persistent_record,
     ("dnnlib.util", "EasyDict"): PlainDict,
     ("collections", "OrderedDict"): collections.OrderedDict,
@@ -126,20 +131,26 @@ ALLOWED = {
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` that resolves only ``ALLOWED`` globals (see the module docstring)."""
+    """``pickle.Unpickler`` that resolves only the globals of ``allowed`` (``ALLOWED``, see the module
+    docstring; a subclass may allow fewer). ``options`` go to ``pickle.Unpickler`` (e.g. ``encoding``)."""
 
-    def __init__(self, file, source: str = "<pickle>"):
-        super().__init__(file)
+    allowed = ALLOWED
+
+    def __init__(self, file, source: str = "<pickle>", **options):
+        super().__init__(file, **options)
         self.source = source
 
     def find_class(self, module: str, name: str):
         try:
-            return ALLOWED[(module, name)]
+            return self.allowed[(module, name)]
         except KeyError:
-            raise UnsafePickleError(
-                f"{self.source} refers to {module}.{name}, which is not part of a StyleGAN network pickle; "
+            raise UnsafePickleError(self.refusal(module, name)) from None
+
+    def refusal(self, module: str, name: str) -> str:
+        """The error message for a global that is not allowed."""
+        return (f"{self.source} refers to {module}.{name}, which is not part of a StyleGAN network pickle; "
                 "refusing to load it (nothing from the file was run). If this is a genuine NVlabs "
-                "stylegan2-ada-pytorch pickle, please report the name.") from None
+                "stylegan2-ada-pytorch pickle, please report the name.")
 
     def persistent_load(self, pid):
         raise UnsafePickleError(f"{self.source} uses persistent ids ({pid!r}): it is a torch.save file, not "
