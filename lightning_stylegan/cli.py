@@ -190,6 +190,7 @@ TOOLS = {
     "project": "lightning_stylegan.tools.project",
     "convert": "lightning_stylegan.tools.convert",
     "analyze": "lightning_stylegan.analysis.command",
+    "dataset": "lightning_stylegan.tools.dataset_tool",
 }
 
 
@@ -203,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lightning-stylegan {__version__}")
         return 0
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: lightning-stylegan {plugins,fit,validate,metrics,generate,project,convert,analyze} ...\n\n"
+        print("usage: lightning-stylegan {plugins,fit,validate,metrics,generate,project,convert,analyze,"
+              "dataset} ...\n\n"
               "  plugins   list the installed plugins (--kind to filter)\n"
               "  fit       train:  lightning-stylegan fit --config recipes/quickstart.yaml\n"
               "  validate  score reals and EMA fakes with D on the validation images\n"
@@ -211,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
               "  generate  images, style-mixing grids and interpolations from a checkpoint\n"
               "  project   find the latent w of a target image\n"
               "  convert   import official NVlabs / rosinality networks; --export a generator\n"
-              "  analyze   feature maps, activation rates, ablations (artifact analysis)\n\n"
+              "  analyze   feature maps, activation rates, ablations (artifact analysis)\n"
+              "  dataset   images (folder, zip, LMDB, CIFAR-10, MNIST) as a training zip\n\n"
               "Run `lightning-stylegan fit --help` for every option; add --debug (or set "
               f"{DEBUG_VARIABLE}=1) to see the full traceback of an error.")
         return 0 if argv else 2
