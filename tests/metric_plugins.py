@@ -1,9 +1,11 @@
 """A feature extractor the tests build themselves (no download): a fixed, seeded random conv net,
-installed as a ``lightning_stylegan.feature_extractors`` plugin of a throwaway distribution."""
+installed as a ``lightning_stylegan.feature_extractors`` plugin of a throwaway distribution; and an
+LPIPS-like distance for PPL, built the same way."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from plugin_site import write_distribution
 
 EXTRACTOR_SOURCE = '''
@@ -37,3 +39,21 @@ def install_tiny_extractor(site: Path) -> None:
     write_distribution(site, "lsg-test-features", {"lightning_stylegan.feature_extractors":
                                                    {"tiny": "lsg_test_features:TinyFeatures"}},
                        modules={"lsg_test_features": EXTRACTOR_SOURCE})
+
+
+class TinyDistance(torch.nn.Module):
+    """An LPIPS-like distance the tests build themselves (PPL without a download): features of a
+    fixed, seeded random conv (8 maps), unit-normalized over channels at every pixel as LPIPS
+    normalizes, squared differences averaged over pixels and summed over channels -> [N]."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("conv", torch.randn(8, 3, 3, 3, generator=torch.Generator().manual_seed(1)))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        rgb = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images[:, :3]
+        x = torch.nn.functional.conv2d(rgb.float(), self.conv, padding=1)
+        return x / (x.square().sum(dim=1, keepdim=True).sqrt() + 1e-10)
+
+    def forward(self, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:
+        return (self.features(img0) - self.features(img1)).square().mean(dim=(2, 3)).sum(dim=1)

@@ -15,6 +15,7 @@ from lightning_stylegan.data.dataset import ImageDataset
 from lightning_stylegan.images import to_uint8
 from lightning_stylegan.metrics.feature_stats import FeatureStats, dataset_stats, generator_stats
 from lightning_stylegan.metrics.features import FeatureExtractor, load_extractor
+from lightning_stylegan.metrics.shards import NOISE, batch_seed
 from lightning_stylegan.network_files import load_generator
 
 RECORDING_EXTRACTOR = '''
@@ -107,8 +108,9 @@ def test_plugins_load_through_the_registry_frozen_and_see_rgb(recording):
 
 
 def test_generator_stats_stream_seeded_quantized_images(recording, tiny_ckpt):
-    """Latents from a seeded torch.Generator, synthesis noise from torch seeded likewise, images
-    quantized with NVlabs' to_uint8; reproducible, and the caller's random state is untouched."""
+    """Batch j: latents from a torch.Generator seeded with batch_seed(seed, j), synthesis noise from
+    torch seeded with batch_seed(seed, j, NOISE), images quantized with NVlabs' to_uint8;
+    reproducible, and the caller's random state is untouched."""
     G = load_generator(tiny_ckpt)
     with torch.no_grad():  # NVlabs initializes them to 0: make the synthesis noise visible
         for name, parameter in G.named_parameters():
@@ -121,10 +123,11 @@ def test_generator_stats_stream_seeded_quantized_images(recording, tiny_ckpt):
     assert stats.num_items == 10 and [len(b) for b in recording.seen] == [4, 4, 2]
     assert stats.features().shape == (10, 6) and stats.logits().shape == (10, 4)
 
-    torch.manual_seed(5)
-    z = torch.randn(4, G.z_dim, generator=torch.Generator().manual_seed(5))
-    with torch.no_grad():
-        assert torch.equal(recording.seen[0], to_uint8(G(z, None, truncation_psi=0.7)))
+    for j, size in ((0, 4), (2, 2)):  # the first batch and the short last one
+        torch.manual_seed(batch_seed(5, j, NOISE))
+        z = torch.randn(size, G.z_dim, generator=torch.Generator().manual_seed(batch_seed(5, j)))
+        with torch.no_grad():
+            assert torch.equal(recording.seen[j], to_uint8(G(z, None, truncation_psi=0.7)))
 
     again = generator_stats(G, recording, 10, batch_size=4, truncation_psi=0.7, seed=5, progress=False)
     other = generator_stats(G, recording, 10, batch_size=4, truncation_psi=0.7, seed=6, progress=False)

@@ -13,4 +13,6 @@
 * ``catalog``: metric names, parsed by the installed plugins; ``evaluate``: computing a list of
   them with a shared ``MetricContext``; ``callback``: during training; ``command``:
   ``lightning-stylegan metrics``.
+* ``shards``: the work of a metric split over the processes of a ``torch.distributed`` group, and
+  the per-batch seeds that make the samples independent of their number.
 """

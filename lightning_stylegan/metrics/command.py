@@ -5,6 +5,14 @@
 Prints a table and merges the results into ``<checkpoint>.metrics.json`` next to the checkpoint;
 per-image realism scores go to ``<checkpoint>.<metric>.npy``. The real images are those the
 checkpoint was trained on (recorded in it) unless ``--data`` names others.
+
+On several GPUs (or CPU processes), start it with torchrun; each process computes a share of the
+images and rank 0 prints and writes the files (the values equal one process's):
+
+    torchrun --nproc_per_node 8 -m lightning_stylegan.cli metrics --ckpt last.ckpt --device cuda --metrics fid50k_full
+
+With torchrun's WORLD_SIZE > 1 it joins the process group (nccl with ``--device cuda``, each rank
+on cuda:LOCAL_RANK; gloo on the CPU).
 """
 from __future__ import annotations
 
@@ -16,11 +24,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.distributed as dist
 
 from ..data.dataset import ImageDataset
 from ..network_files import NetworkFileError, load_networks
 from .catalog import EXAMPLES, parse_metrics
 from .evaluate import MetricOptions, compute_metrics
+from .shards import Shards
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "or name=path pairs: inception=A.pth,vgg16=B.pth)")
     parser.add_argument("--lpips-backbone", help="local ImageNet weights of the LPIPS backbone (PPL)")
     parser.add_argument("--cache-dir", help="cache of real-image statistics")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="JSON file (default: <ckpt>.metrics.json)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -59,8 +70,31 @@ def _dataset(args, networks) -> ImageDataset:
                         use_labels=data.get("use_labels", False), max_images=data.get("max_images"))
 
 
+def join_process_group(device: str) -> str:
+    """Join torchrun's default process group (its ``MASTER_ADDR``, ``MASTER_PORT``, ``RANK`` and
+    ``WORLD_SIZE``): nccl for a CUDA ``device``, with this rank on ``cuda:LOCAL_RANK``, else gloo.
+    Returns this rank's device."""
+    if torch.device(device).type == "cuda":
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return device
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        args.device = join_process_group(args.device)
+        try:
+            return run(args, Shards.from_process_group())
+        finally:
+            dist.destroy_process_group()
+    return run(args, Shards.from_process_group())
+
+
+def run(args: argparse.Namespace, shards: Shards) -> int:
+    """Compute, each process its share; rank 0 prints the table and writes the files."""
+    rank = f"rank {shards.rank}: " if shards.world_size > 1 else ""
     try:
         specs = parse_metrics(args.metrics, args.num_gen)
         networks = load_networks(args.ckpt, generator_only=True)
@@ -70,10 +104,13 @@ def main(argv: list[str]) -> int:
                                 lpips_backbone=args.lpips_backbone, batch_size=args.batch, device=args.device,
                                 cache_dir=args.cache_dir, seed=args.seed, progress=not args.no_progress)
         start = time.time()
-        results, per_image = compute_metrics(specs, networks.G_ema.to(args.device), dataset, options)
+        results, per_image = compute_metrics(specs, networks.G_ema.to(args.device), dataset, options,
+                                             shards=shards)
     except (ValueError, NetworkFileError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"{rank}error: {error}", file=sys.stderr)
         return 2
+    if not shards.is_main:
+        return 0
     width = max(len(name) for name in results)
     print(f"{'METRIC'.ljust(width)}  VALUE")
     for name, value in results.items():
@@ -85,7 +122,7 @@ def main(argv: list[str]) -> int:
         "time": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": round(time.time() - start, 1),
         "checkpoint": str(args.ckpt), "data": dataset.source if dataset is not None else None,
         "metrics": {spec.name: {"num_gen": spec.num_gen, "num_real": spec.num_real} for spec in specs},
-        "features": args.features, "seed": args.seed, "results": results})
+        "features": args.features, "seed": args.seed, "processes": shards.world_size, "results": results})
     _atomic(out, lambda file: file.write((json.dumps(record, indent=2) + "\n").encode()))
     for name, scores in per_image.items():
         _atomic(Path(f"{args.ckpt}.{name}.npy"), lambda file: np.save(file, scores))

@@ -5,6 +5,8 @@ Each spec is computed by the metric plugin that parsed it (``catalog``, ``base.M
 per sample count, real statistics are cached per dataset, resolution and extractor
 (``feature_stats``), and every metric that needs the same statistics reuses them; the raw
 feature rows are kept when any metric of the run reads them (``Metric.raw_features``).
+Under ``torch.distributed``, ``shards`` (``Shards.from_process_group()``) splits the work: every rank
+calls ``compute_metrics``, computes its share of the batches, and returns the same values.
 Feature extractors: ``features="auto"`` lets each metric choose (NVlabs' ``inception`` for FID,
 KID and IS, ``vgg16`` for precision/recall and the realism score); any other name (an installed
 ``lightning_stylegan.feature_extractors`` plugin) is used for all of them.
@@ -20,6 +22,7 @@ from .. import registry
 from .base import MetricSpec
 from .feature_stats import FeatureStats, dataset_stats, generator_stats
 from .features import load_extractor
+from .shards import Shards
 
 
 @dataclass
@@ -55,14 +58,18 @@ class MetricContext:
 
     Attributes: ``G`` (the generator, on ``options.device``), ``dataset`` (an ``ImageDataset`` or
     None), ``labels`` (the dataset's labels [M, c_dim] for a conditional G, else None; draw the
-    labels of generated images from them, as NVlabs does), ``options`` (``MetricOptions``) and
-    ``specs`` (every spec of the run).
+    labels of generated images from them, as NVlabs does), ``options`` (``MetricOptions``),
+    ``specs`` (every spec of the run) and ``shards`` (the ``Shards`` of the processes computing
+    them together: ``generator_stats`` and ``dataset_stats`` split their batches over them, and a
+    plugin may split its own work the same way).
     """
 
     def __init__(self, specs: list[MetricSpec], G: torch.nn.Module, dataset=None,
-                 options: MetricOptions | None = None, distance: torch.nn.Module | None = None):
+                 options: MetricOptions | None = None, distance: torch.nn.Module | None = None,
+                 shards: Shards | None = None):
         self.specs, self.G, self.dataset = list(specs), G, dataset
         self.options = options or MetricOptions()
+        self.shards = shards or Shards()
         self.labels = dataset.labels if dataset is not None and getattr(G, "c_dim", 0) else None
         if getattr(G, "c_dim", 0) and self.labels is None:
             raise ValueError("The generator is conditional: give the labelled dataset it was trained on "
@@ -99,7 +106,7 @@ class MetricContext:
             self._fakes[key] = generator_stats(
                 self.G, self.extractor(extractor), num_gen, batch_size=self.options.batch_size, labels=self.labels,
                 seed=self.options.seed, device=self.options.device, keep_features=keep,
-                progress=self.options.progress)
+                progress=self.options.progress, shards=self.shards)
         return self._fakes[key]
 
     def dataset_stats(self, extractor: str, num_real: int | None, keep_features: bool = False) -> FeatureStats:
@@ -114,7 +121,7 @@ class MetricContext:
             self._reals[key] = dataset_stats(
                 self.dataset, self.extractor(extractor), max_images=num_real, batch_size=self.options.batch_size,
                 cache_dir=self.options.cache_dir, device=self.options.device, keep_features=keep,
-                progress=self.options.progress)
+                progress=self.options.progress, shards=self.shards)
         return self._reals[key]
 
     def lpips(self) -> torch.nn.Module:
@@ -135,12 +142,14 @@ def plugin_of(spec: MetricSpec):
 
 def compute_metrics(specs: list[MetricSpec], G: torch.nn.Module, dataset=None,
                     options: MetricOptions | None = None, distance: torch.nn.Module | None = None,
-                    ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+                    shards: Shards | None = None) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Results ``{name: value}`` (precision/recall give ``<name>_precision`` and ``<name>_recall``,
     IS ``<name>_mean`` and ``<name>_std``) and per-image arrays (``<name>`` -> realism scores of the
     generated images, in sample order). ``dataset`` (an ``ImageDataset``) is needed for metrics
-    that compare with reals; ``distance`` replaces the LPIPS network of PPL (tests)."""
-    context = MetricContext(specs, G, dataset, options, distance)
+    that compare with reals; ``distance`` replaces the LPIPS network of PPL (tests). With
+    ``shards`` of several processes, every one of them must call this with the same arguments;
+    each computes a share and all return the same results."""
+    context = MetricContext(specs, G, dataset, options, distance, shards)
     results: dict[str, float] = {}
     per_image: dict[str, np.ndarray] = {}
     for spec, plugin in zip(context.specs, context.plugins):

@@ -10,7 +10,9 @@ count, and the reported name says so (``fid50k_full`` with ``num_gen=1000`` -> `
 Feature extractors: with ``features="auto"`` FID, KID and IS use ``inception`` and precision/recall
 and the realism score ``vgg16``, as NVlabs does; any other name is used for all of them. Generated
 and real statistics come from the ``MetricContext``, so metrics of one run on the same extractor
-and count share them.
+and count share them. Under several processes (``context.shards``) the statistics arrive merged on
+every rank; precision/recall and the realism score split their distance rows over the ranks; FID,
+KID and IS, cheap next to the images, are computed whole on every rank from the gathered rows.
 """
 from __future__ import annotations
 
@@ -107,7 +109,7 @@ class PrecisionRecall(FeatureMetric):
 
     def score(self, spec, real, fake, context):
         precision, recall = precision_recall(real.features(), fake.features(), k=spec.k,
-                                             device=context.options.device)
+                                             device=context.options.device, shards=context.shards)
         return {f"{spec.name}_precision": float(precision), f"{spec.name}_recall": float(recall)}
 
 
@@ -136,5 +138,5 @@ class Realism(FeatureMetric):
 
     def score(self, spec, real, fake, context):
         scores = np.asarray(realism_score(real.features(), fake.features(), k=spec.k,
-                                          device=context.options.device), dtype=np.float64)
+                                          device=context.options.device, shards=context.shards), dtype=np.float64)
         return {spec.name: float(scores.mean())}, {spec.name: scores}

@@ -7,11 +7,13 @@ and, on request, keeps the raw features (KID, precision/recall, realism score) a
 (Inception Score). The covariance is the maximum likelihood one (divided by N), as NVlabs'
 ``metric_utils.FeatureStats.get_mean_cov``.
 
-``generator_stats`` draws seeded latents (and, for a conditional generator, labels drawn from the
-dataset's labels, as NVlabs does), quantizes images to uint8 as NVlabs does (``to_uint8``) and
-runs the feature extractor, one batch at a time. ``dataset_stats`` does the same for the images of
-an ``ImageDataset`` (the first ``max_images`` items; mirrored copies count as items when the
+``generator_stats`` draws latents seeded per batch (and, for a conditional generator, labels drawn
+from the dataset's labels, as NVlabs does), quantizes images to uint8 as NVlabs does (``to_uint8``)
+and runs the feature extractor, one batch at a time. ``dataset_stats`` does the same for the images
+of an ``ImageDataset`` (the first ``max_images`` items; mirrored copies count as items when the
 dataset has ``xflip``) and caches the result per dataset, resolution, channels and extractor.
+Both split their batches over the ranks of a ``Shards`` and merge the ranks' statistics exactly
+(``FeatureStats.merge``, ``FeatureStats.gather``).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from ..images import to_uint8
+from .shards import NOISE, Shards, batch_generator, batch_seed
 
 CACHE_ENV = "LIGHTNING_STYLEGAN_CACHE"
 STATS_FORMAT = 2  # part of the cache key: bump it when the arrays ``FeatureStats.save`` writes change
@@ -100,6 +103,60 @@ class FeatureStats:
                              "keep_logits was False)")
         return torch.cat(self._logits) if self._logits else torch.zeros(0, 0)
 
+    @classmethod
+    def merge(cls, parts: list[FeatureStats], max_items: int | None = None) -> FeatureStats:
+        """The statistics of the items of all ``parts`` together (kept rows and logits concatenated
+        in part order, when every part kept them). Each part's sums are moved to the first
+        non-empty part's shift ``s``, exactly in float64 algebra: with ``d = s_p - s``,
+
+            sum (x - s)              = S_p + n_p d
+            sum (x - s) (x - s)^T    = Q_p + S_p d^T + d S_p^T + n_p d d^T
+
+        (``S_p``, ``Q_p``: the part's sums about its own shift ``s_p``), then added in part order.
+        """
+        merged = cls(max_items, keep_features=all(p.keep_features for p in parts),
+                     keep_logits=all(p.keep_logits for p in parts))
+        for part in parts:
+            if merged.keep_features:
+                merged._features += part._features
+            if merged.keep_logits:
+                merged._logits += part._logits
+            if part.num_items == 0:
+                continue
+            shift, total, total2 = (t.to("cpu", torch.float64) for t in (part._shift, part._sum, part._sum2))
+            if merged._shift is None:
+                merged._shift = shift.clone()
+                merged._sum, merged._sum2 = torch.zeros_like(total), torch.zeros_like(total2)
+            d = shift - merged._shift
+            merged._sum += total + part.num_items * d
+            merged._sum2 += total2 + torch.outer(total, d) + torch.outer(d, total) + part.num_items * torch.outer(d, d)
+            merged.num_items += part.num_items
+        return merged
+
+    def gather(self, shards: Shards, batch_size: int) -> FeatureStats:
+        """The statistics of every rank's batches (``shards.batches`` of ``batch_size``, one
+        ``append`` per batch), on every rank: the sums of the ranks merged in rank order
+        (``merge``), kept rows and logits in item order. ``self`` for a single process."""
+        if shards.world_size == 1:
+            return self
+        counts = [int(n) for n in shards.all_gather(torch.tensor([self.num_items]))]
+        moments = shards.all_gather(None if self.num_items == 0 else torch.cat(
+            [self._shift[None], self._sum[None], self._sum2]))
+        parts = []
+        for count, packed in zip(counts, moments):
+            part = FeatureStats()
+            if count:
+                part.num_items, part._shift, part._sum, part._sum2 = count, packed[0], packed[1], packed[2:]
+            parts.append(part)
+        merged = FeatureStats.merge(parts, self.max_items)
+        merged.keep_features, merged.keep_logits = self.keep_features, self.keep_logits
+        total = sum(counts)
+        if self.keep_features:
+            merged._features = [shards.gather(self._features, total, batch_size)]
+        if self.keep_logits:
+            merged._logits = [shards.gather(self._logits, total, batch_size)]
+        return merged
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write an ``.npz`` atomically (temporary file, then rename)."""
         path = Path(path)
@@ -144,14 +201,18 @@ class FeatureStats:
 @torch.no_grad()
 def generator_stats(G: torch.nn.Module, extractor: torch.nn.Module, num_images: int, batch_size: int = 32,
                     truncation_psi: float = 1.0, labels=None, seed: int = 0, device: str | torch.device = "cpu",
-                    keep_features: bool = False, progress: bool = True) -> FeatureStats:
+                    keep_features: bool = False, progress: bool = True, shards: Shards | None = None) -> FeatureStats:
     """Features of ``num_images`` images of ``G`` (moved to ``device``), ``batch_size`` at a time.
 
-    Latents come from a ``torch.Generator`` seeded with ``seed``; the synthesis noise is drawn with
-    torch's global generator seeded with ``seed`` inside ``torch.random.fork_rng`` (the caller's
-    random state is left as it was). A conditional G gets labels drawn uniformly from the rows of
-    ``labels`` [L, c_dim] (the dataset's one-hot labels). Logits are kept when the extractor gives them.
+    Batch j (images j * batch_size, ...) draws its latents, then (for a conditional G) its labels
+    uniformly from the rows of ``labels`` [L, c_dim] (the dataset's one-hot labels, as NVlabs draws
+    them), from ``batch_generator(seed, j)``, and its synthesis noise from torch's global generator
+    seeded with ``batch_seed(seed, j, NOISE)`` inside ``torch.random.fork_rng`` (the caller's random
+    state is left as it was): image i is the same whichever process computes it. With ``shards``
+    each rank computes its batches and every rank returns the statistics of all of them
+    (``FeatureStats.gather``). Logits are kept when the extractor gives them.
     """
+    shards = shards or Shards()
     c_dim = getattr(G, "c_dim", 0)
     if c_dim and labels is None:
         raise ValueError(f"The generator is conditional (c_dim={c_dim}): pass labels [L, {c_dim}] to draw "
@@ -163,24 +224,25 @@ def generator_stats(G: torch.nn.Module, extractor: torch.nn.Module, num_images: 
     device = torch.device(device)
     G = G.to(device)
     stats = FeatureStats(num_images, keep_features, keep_logits=bool(getattr(extractor, "num_logits", 0)))
-    latents = torch.Generator().manual_seed(seed)
+    mine = shards.batches(num_images, batch_size)
     cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     was_training = G.training
     G.eval()  # as NVlabs: no w_avg update, eval behaviour
     try:
         with torch.random.fork_rng(devices=cuda), \
-                tqdm(total=num_images, desc="generated images", unit="img", disable=not progress) as bar:
-            torch.manual_seed(seed)
-            while not stats.is_full:
-                b = min(batch_size, num_images - stats.num_items)
-                z = torch.randn(b, G.z_dim, generator=latents).to(device)
-                c = labels[torch.randint(len(labels), (b,), generator=latents)].to(device) if c_dim else None
+                tqdm(total=sum(stop - start for _, start, stop in mine), desc="generated images", unit="img",
+                     disable=not progress or not shards.is_main) as bar:
+            for j, start, stop in mine:
+                latents = batch_generator(seed, j)
+                torch.manual_seed(batch_seed(seed, j, NOISE))
+                z = torch.randn(stop - start, G.z_dim, generator=latents).to(device)
+                c = labels[torch.randint(len(labels), (stop - start,), generator=latents)].to(device) if c_dim else None
                 images = to_uint8(G(z, c, truncation_psi=truncation_psi))
                 stats.append(*extractor(images))
-                bar.update(b)
+                bar.update(stop - start)
     finally:
         G.train(was_training)
-    return stats
+    return stats.gather(shards, batch_size)
 
 
 def dataset_identity(dataset) -> dict:
@@ -212,14 +274,19 @@ def _cache_dir(cache_dir) -> Path:
 
 def dataset_stats(dataset, extractor: torch.nn.Module, max_images: int | None = None, batch_size: int = 32,
                   cache_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-                  keep_features: bool = False, progress: bool = True, num_workers: int = 0) -> FeatureStats:
+                  keep_features: bool = False, progress: bool = True, num_workers: int = 0,
+                  shards: Shards | None = None) -> FeatureStats:
     """Features of the first ``max_images`` items (all when None) of an ``ImageDataset``, cached.
 
     The cache file (in ``cache_dir``, else ``$LIGHTNING_STYLEGAN_CACHE/stats``, else
     ``~/.cache/lightning_stylegan/stats``) is keyed by the dataset's identity (``dataset_identity``),
     the extractor's name, class and weights, ``max_images`` and ``keep_features``; a later call with
     the same key loads it instead of running the extractor. Logits of real images are not kept.
+    With ``shards``, the file is loaded only when every rank sees it (else all compute, so none
+    waits alone), each rank computes its batches of items, every rank returns the statistics of
+    all of them, and rank 0 writes the file.
     """
+    shards = shards or Shards()
     num = len(dataset) if max_images is None else min(len(dataset), max_images)
     key = dict(format=STATS_FORMAT, dataset=dataset_identity(dataset), extractor=getattr(extractor, "name", ""),
                extractor_class=f"{type(extractor).__module__}.{type(extractor).__qualname__}",
@@ -227,16 +294,20 @@ def dataset_stats(dataset, extractor: torch.nn.Module, max_images: int | None = 
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     stem = f"{Path(dataset.source).stem}-{dataset.resolution}px-{key['extractor'] or 'features'}"
     path = _cache_dir(cache_dir) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', stem)}-{digest}.npz"
-    if path.is_file():
+    if shards.every_rank(path.is_file()):
         return FeatureStats.load(path)
     stats = FeatureStats(num, keep_features)
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(num)), batch_size=batch_size,
-                                         num_workers=num_workers)
-    with torch.no_grad(), tqdm(total=num, desc="real images", unit="img", disable=not progress) as bar:
+    items = [i for _, start, stop in shards.batches(num, batch_size) for i in range(start, stop)]
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, items), batch_size=batch_size,
+                                         num_workers=num_workers)  # this rank's batches, one per step
+    with torch.no_grad(), tqdm(total=len(items), desc="real images", unit="img",
+                               disable=not progress or not shards.is_main) as bar:
         for images, _labels in loader:
             # dataset items are uint8 / 127.5 - 1: undo that exactly
             pixels = torch.round((images + 1) * 127.5).clamp(0, 255).to(torch.uint8)
             stats.append(extractor(pixels.to(device))[0])
             bar.update(images.shape[0])
-    stats.save(path)
+    stats = stats.gather(shards, batch_size)
+    if shards.is_main:
+        stats.save(path)
     return stats

@@ -10,7 +10,9 @@ face crop on FFHQ and without it on LSUN. Numerics follow NVlabs' stylegan2-ada-
 ``metrics/perceptual_path_length.py``: slerp between normalized z's, lerp between mapped ws with the
 same label at both ends, the const noise maps redrawn per batch and shared by both images of a
 pair, the face crop, area downsampling by ``img_resolution // 256``, and the mean of the per-pair
-values between their 1st ('lower') and 99th ('higher') percentiles.
+values between their 1st ('lower') and 99th ('higher') percentiles. Pairs are drawn per batch from
+generators seeded by (seed, batch), so the batches can be split over processes (``Shards``): each
+rank computes its batches and every rank takes the filtered mean of all pairs, in order.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .base import Metric, MetricSpec
+from .shards import Shards, batch_generator
 
 SPACES = ("z", "w")
 SAMPLINGS = ("full", "end")
@@ -104,15 +107,17 @@ def pair_distances(G: nn.Module, distance: nn.Module, z0: torch.Tensor, z1: torc
 def perceptual_path_length(G: nn.Module, distance: nn.Module, num_samples: int = 50000, epsilon: float = 1e-4,
                            space: str = "w", sampling: str = "end", crop: bool = False, batch_size: int = 2,
                            truncation_psi: float = 1.0, labels: torch.Tensor | np.ndarray | None = None,
-                           seed: int = 0, device: str | torch.device = "cpu", progress: bool = True) -> float:
+                           seed: int = 0, device: str | torch.device = "cpu", progress: bool = True,
+                           shards: Shards | None = None) -> float:
     """PPL of generator ``G`` (StyleGAN Section 4.2, Eq. 2 for ``space='z'``, Eq. 3 for ``'w'``).
 
     ``distance`` maps two image batches in [-1, 1] to a [N] tensor (an ``LPIPSDistance`` on
-    ``device``). Pairs are streamed ``batch_size`` at a time; per batch, drawn in this order from a
-    CPU generator seeded with ``seed``: t ~ U(0, 1) [n] (multiplied by 0 for ``sampling='end'``),
+    ``device``). Pairs are streamed ``batch_size`` at a time; batch j draws, in this order, from
+    ``batch_generator(seed, j)``: t ~ U(0, 1) [n] (multiplied by 0 for ``sampling='end'``),
     z ~ N(0, I) [2n, z_dim] split into z0 and z1, label rows (uniformly from ``labels`` [M, c_dim],
     required for conditional G, as NVlabs draws dataset labels), then every ``*noise_const`` buffer
-    of (a copy of) G. ``truncation_psi`` is applied by the mapping at both ends.
+    of (a copy of) G. ``truncation_psi`` is applied by the mapping at both ends. With ``shards``
+    each rank computes its batches; every rank returns the value of all of them.
     """
     if space not in SPACES:
         raise ValueError(f"space must be one of {SPACES}, got {space!r}")
@@ -130,12 +135,13 @@ def perceptual_path_length(G: nn.Module, distance: nn.Module, num_samples: int =
             raise ValueError(f"labels must have shape [M, {G.c_dim}] with M >= 1, got {tuple(labels.shape)}")
     G = copy.deepcopy(G).eval().requires_grad_(False).to(device)
     noise_buffers = [buf for name, buf in G.named_buffers() if name.endswith("noise_const")]
-    generator = torch.Generator().manual_seed(seed)
+    shards = shards or Shards()
+    mine = shards.batches(num_samples, batch_size)
     results = []
-    with torch.no_grad(), tqdm(total=num_samples, desc=f"ppl {space}{sampling}", unit="pair",
-                               disable=not progress) as bar:
-        for start in range(0, num_samples, batch_size):
-            n = min(batch_size, num_samples - start)
+    with torch.no_grad(), tqdm(total=sum(stop - start for _, start, stop in mine), desc=f"ppl {space}{sampling}",
+                               unit="pair", disable=not progress or not shards.is_main) as bar:
+        for j, start, stop in mine:
+            n, generator = stop - start, batch_generator(seed, j)
             t = torch.rand(n, generator=generator) * (1.0 if sampling == "full" else 0.0)
             z0, z1 = torch.randn(2 * n, G.z_dim, generator=generator).chunk(2)
             c = labels[torch.randint(len(labels), (n,), generator=generator)].to(device) if G.c_dim else None
@@ -144,7 +150,7 @@ def perceptual_path_length(G: nn.Module, distance: nn.Module, num_samples: int =
             results.append(pair_distances(G, distance, z0.to(device), z1.to(device), t.to(device), c,
                                           epsilon, space, crop, truncation_psi).cpu())
             bar.update(n)
-    return filtered_mean(torch.cat(results).numpy())
+    return filtered_mean(shards.gather(results, num_samples, batch_size).numpy())
 
 
 class PerceptualPathLength(Metric):
@@ -165,4 +171,4 @@ class PerceptualPathLength(Metric):
         return {spec.name: perceptual_path_length(
             context.G, context.lpips(), num_samples=spec.num_gen, labels=context.labels,
             seed=context.options.seed, device=context.options.device, progress=context.options.progress,
-            **spec.options)}
+            shards=context.shards, **spec.options)}
