@@ -59,6 +59,8 @@ class ParamDigest(Callback):
             "local_signs": self.local_signs,
             "params": {net: digest(getattr(module, net).named_parameters()) for net in ("G", "D", "G_ema")},
             "buffers": {net: digest(getattr(module, net).named_buffers()) for net in ("G", "D", "G_ema")},
+            "metrics": {name: float(value) for name, value in trainer.callback_metrics.items()
+                        if name.startswith("Metrics/")},
         }
         path = Path(self.out_dir) / f"rank{trainer.global_rank}.json"
         path.parent.mkdir(parents=True, exist_ok=True)

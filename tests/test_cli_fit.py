@@ -18,8 +18,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from lightning_stylegan.data.datamodule import ImageDataModule
 from lightning_stylegan.data.sampler import InfiniteSampler
+from lightning_stylegan.metrics.catalog import parse_metrics
+from lightning_stylegan.metrics.evaluate import MetricOptions, compute_metrics
+from lightning_stylegan.network_files import load_generator
 
 from cli_run import BATCH, COLUMNS, IMAGES, LOSS_TAGS, REPO, RES, ROWS, TINY, TOTAL_KIMG, cli
+from metric_plugins import install_tiny_extractor
 
 
 def events(log_dir: Path) -> EventAccumulator:
@@ -197,19 +201,23 @@ def test_print_config_shows_the_recipe_with_the_regularizer_groups():
 
 
 ADA_TARGET, ADA_KIMG = 0.1, 0.5  # p steps by 2 ranks x 4 images / 500 each batch
+DDP_METRIC = "fid20_full"  # 5 batches of 4 generated images, split 3 + 2 over the ranks
 
 
-def test_ddp_on_two_cpu_processes_keeps_the_ranks_in_sync(tmp_path):
+def test_ddp_on_two_cpu_processes_keeps_the_ranks_in_sync(site, tmp_path):
+    install_tiny_extractor(site)
     probe = tmp_path / "probe"
     (tmp_path / "probe.yaml").write_text(yaml.safe_dump({"trainer": {"callbacks": [
         {"class_path": "ddp_probe.ParamDigest", "init_args": {"out_dir": str(probe)}}]}}))
-    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "tests"),
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), str(REPO / "tests"),
                                                                    os.environ.get("PYTHONPATH")]))}
     root = tmp_path / "run"
     result = cli("fit", *TINY, "--config", tmp_path / "probe.yaml", "--model.total_kimg", 0.040,
                  "--trainer.log_every_n_steps", 2, "--trainer.default_root_dir", root,
                  "--trainer.strategy", "ddp", "--trainer.devices", 2, "--trainer.accelerator", "cpu",
                  "--model.augment", "ada", "--ada.target", ADA_TARGET, "--ada.interval", 1, "--ada.kimg", ADA_KIMG,
+                 "--metrics.metrics", f"[{DDP_METRIC}]", "--metrics.features", "tiny", "--metrics.batch_size", BATCH,
+                 "--metrics.every_kimg", 0.016, "--metrics.cache_dir", tmp_path / "cache",
                  env=env, timeout=300, stall=60, watch=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [json.loads((probe / f"rank{rank}.json").read_text()) for rank in (0, 1)]
@@ -250,6 +258,18 @@ def test_ddp_on_two_cpu_processes_keeps_the_ranks_in_sync(tmp_path):
     assert ranks[0]["first_batch_sum"] != ranks[1]["first_batch_sum"]
 
     # Scalars and grids come from rank 0 only, at images seen over both ranks.
-    steps = scalar_steps(events(root / "lightning_logs" / "version_0"))
+    accumulator = events(root / "lightning_logs" / "version_0")
+    steps = scalar_steps(accumulator)
     assert steps[:2] == [16, 32] and set(steps) <= {16, 32, 40}, steps  # every 2 steps
     assert (root / "lightning_logs" / "version_0" / "samples" / "fakes_000000040.png").exists()
+
+    # The metric, every 16 images and at the end, computed by both ranks, each its share: both hold
+    # the value rank 0 logged (the one at 32 images: the probe ends before the final evaluation),
+    # and the final one is what one process computes from last.ckpt's G_ema.
+    fid = {event.step: event.value for event in accumulator.Scalars(f"Metrics/{DDP_METRIC}")}
+    assert sorted(fid) == [16, 32, 40]
+    assert ranks[0]["metrics"] == ranks[1]["metrics"] == {f"Metrics/{DDP_METRIC}": pytest.approx(fid[32], rel=1e-6)}
+    single, _ = compute_metrics(parse_metrics(DDP_METRIC), load_generator(root / "checkpoints" / "last.ckpt"),
+                                data.dataset, MetricOptions(features="tiny", batch_size=BATCH,
+                                                            cache_dir=str(tmp_path / "single"), progress=False))
+    assert single[DDP_METRIC] == pytest.approx(fid[40], rel=1e-6)  # TensorBoard stores float32

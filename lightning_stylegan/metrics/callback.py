@@ -3,7 +3,9 @@
 Values go to TensorBoard as ``Metrics/<name>`` at step = images seen (the step of every other
 scalar) and into ``trainer.callback_metrics``, so a ``ModelCheckpoint(monitor="Metrics/fid50k_full",
 mode="min", save_top_k=1, every_n_train_steps=1)`` keeps the checkpoint with the best FID (it saves
-only when the monitored value improves). Rank 0 computes; the values are broadcast to every rank.
+only when the monitored value improves). Under DDP every rank computes its share of the images
+(``Shards.from_process_group``: the batches split over the ranks, the statistics merged exactly)
+and ends with the same values; rank 0 logs them.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from ..errors import ConfigError
 from ..kimg import crossed, maintenance
 from .catalog import parse_metrics
 from .evaluate import MetricOptions, compute_metrics
+from .shards import Shards
 
 
 class StageSynthesis(nn.Module):
@@ -107,18 +110,18 @@ class Metrics(Callback):
 
     @torch.no_grad()
     def score(self, trainer, module) -> dict[str, float]:
-        """Compute the metrics now with G_ema on rank 0; log them and share them with every rank."""
+        """Compute the metrics now with G_ema, each rank its share (the same values on every rank);
+        rank 0 logs them."""
         self._scored = module.images_seen
-        results: dict[str, float] = {}
         with maintenance(trainer):
-            if trainer.is_global_zero:
-                stage = module.stage
-                G = module.G_ema
-                if stage.resolution != G.img_resolution:
-                    G = StageGenerator(G, stage.resolution, stage.alpha)
-                self.options.device = str(module.device)
-                results, _ = compute_metrics(self.specs, G, self.real_dataset(trainer.datamodule), self.options)
-            results = trainer.strategy.broadcast(results, src=0)
+            stage = module.stage
+            G = module.G_ema
+            if stage.resolution != G.img_resolution:
+                G = StageGenerator(G, stage.resolution, stage.alpha)
+            self.options.device = str(module.device)
+            shards = Shards.from_process_group() if trainer.world_size > 1 else Shards()
+            results, _ = compute_metrics(self.specs, G, self.real_dataset(trainer.datamodule), self.options,
+                                         shards=shards)
         scalars = {f"Metrics/{name}": value for name, value in results.items()}
         for name, value in scalars.items():
             trainer.callback_metrics[name] = torch.tensor(value)
