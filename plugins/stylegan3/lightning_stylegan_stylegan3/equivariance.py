@@ -11,11 +11,13 @@ image operator and the output of the generator whose input was transformed inste
 (``eq_transforms``). The generator is transformed through ``G.synthesis.input.transform``, the
 [3, 3] map of the Fourier-feature input: translation by t writes -t into its last column, rotation
 by alpha writes ``rotation_matrix(-alpha)``. Per batch of 4 (NVlabs' size: the transform is drawn
-once per batch), from a CPU generator seeded with ``seed``, in this order: every ``noise_const``
-buffer, z [4, z_dim], the labels (for a conditional G, rows of the dataset's labels), then
-t ~ U(-1/8, 1/8)^2 (EQ-T: rounded to whole pixels; EQ-T_frac: as drawn) or alpha ~ U(-pi, pi)
-(EQ-R). EQ-R compares the rotated reference with the pseudo-rotated output, both masks applied.
-Numerics follow NVlabs' stylegan3 ``metrics/equivariance.py`` and ``metric_main.py``.
+once per batch), batch j from core's ``batch_generator(seed, j)``, in this order: every
+``noise_const`` buffer, z [4, z_dim], the labels (for a conditional G, rows of the dataset's
+labels), then t ~ U(-1/8, 1/8)^2 (EQ-T: rounded to whole pixels; EQ-T_frac: as drawn) or
+alpha ~ U(-pi, pi) (EQ-R). EQ-R compares the rotated reference with the pseudo-rotated output, both
+masks applied. Numerics follow NVlabs' stylegan3 ``metrics/equivariance.py`` and ``metric_main.py``.
+Under several processes (the context's ``Shards``) each rank computes its batches and the batches'
+sums are gathered and added in batch order on every rank.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from torch import nn
 from tqdm import tqdm
 
 from lightning_stylegan.metrics.base import Metric, MetricSpec, count_text, parse_count
+from lightning_stylegan.metrics.shards import Shards, batch_generator
 
 from .eq_transforms import fractional_rotation, fractional_translation, integer_translation, pseudo_rotation, rotation_matrix
 
@@ -86,9 +89,11 @@ def compare(mode: str, orig: torch.Tensor, img: torch.Tensor, parameter: torch.T
 @torch.no_grad()
 def equivariance_psnr(G: nn.Module, mode: str, num_samples: int = 50000, labels=None, seed: int = 0,
                       device: str | torch.device = "cpu", batch_size: int = BATCH_SIZE,
-                      translate_max: float = 0.125, rotate_max: float = 1.0, progress: bool = True) -> float:
+                      translate_max: float = 0.125, rotate_max: float = 1.0, progress: bool = True,
+                      shards: Shards | None = None) -> float:
     """The PSNR (dB) of ``mode`` (``eqt_int``, ``eqt_frac``, ``eqr``) over ``num_samples`` images of
-    G. G itself is not changed: a copy (eval, on ``device``) gets the transforms and noise draws."""
+    G. G itself is not changed: a copy (eval, on ``device``) gets the transforms and noise draws.
+    With ``shards`` each rank computes its batches; every rank returns the PSNR of all of them."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if num_samples < 1 or batch_size < 1:
@@ -103,11 +108,13 @@ def equivariance_psnr(G: nn.Module, mode: str, num_samples: int = 50000, labels=
     G = copy.deepcopy(G).eval().requires_grad_(False).to(device)
     transform = input_transform(G)
     noise = [buf for name, buf in G.named_buffers() if name.endswith("noise_const")]
-    generator = torch.Generator().manual_seed(seed)
-    sums = torch.zeros(2, dtype=torch.float64)
-    with tqdm(total=num_samples, desc=mode, unit="img", disable=not progress) as bar:
-        for start in range(0, num_samples, batch_size):
-            n = min(batch_size, num_samples - start)
+    shards = shards or Shards()
+    mine = shards.batches(num_samples, batch_size)
+    sums = []  # per batch: [masked squared error, mask]
+    with tqdm(total=sum(stop - start for _, start, stop in mine), desc=mode, unit="img",
+              disable=not progress or not shards.is_main) as bar:
+        for j, start, stop in mine:
+            n, generator = stop - start, batch_generator(seed, j)
             for buf in noise:
                 buf.copy_(torch.randn(buf.shape, generator=generator))
             z = torch.randn(n, G.z_dim, generator=generator).to(device)
@@ -119,9 +126,12 @@ def equivariance_psnr(G: nn.Module, mode: str, num_samples: int = 50000, labels=
             transform.copy_(matrix)
             img = G.synthesis(ws, noise_mode="const").float()
             error, mask = compare(mode, orig, img, parameter.to(device))
-            sums += torch.stack([error.double().sum(), mask.double().sum()]).cpu()
+            sums.append(torch.stack([error.double().sum(), mask.double().sum()]).cpu())
             bar.update(n)
-    return psnr(float(sums[0]), float(sums[1]))
+    total = torch.zeros(2, dtype=torch.float64)
+    for batch_sums in shards.gather_batches(sums, num_samples, batch_size):  # added in batch order
+        total += batch_sums
+    return psnr(float(total[0]), float(total[1]))
 
 
 class Equivariance(Metric):
@@ -142,7 +152,8 @@ class Equivariance(Metric):
     def compute(self, spec: MetricSpec, context) -> dict[str, float]:
         options = context.options
         return {spec.name: equivariance_psnr(context.G, self.mode, spec.num_gen, labels=context.labels,
-                                             seed=options.seed, device=options.device, progress=options.progress)}
+                                             seed=options.seed, device=options.device, progress=options.progress,
+                                             shards=context.shards)}
 
 
 class IntegerTranslation(Equivariance):

@@ -3,7 +3,10 @@ operators against explicit loops and closed forms, the PSNR of toy generators wh
 is known (exact, or broken by a fixed positional pattern), and the metric plugins' names."""
 from __future__ import annotations
 
+import json
 import math
+import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -287,6 +290,34 @@ def test_the_metric_is_seeded_and_leaves_the_generator_as_it_was():
     for name, value in G.state_dict().items():
         assert torch.equal(value, before[name]), name
     assert torch.equal(G.synthesis.input.transform, user)
+
+
+def psnr_on_rank(rank: int, port: int, out: str) -> None:
+    """One of two gloo processes: the three PSNRs of 18 samples (batches of 4 split 3 + 2)."""
+    import torch.distributed as dist
+
+    from lightning_stylegan.metrics.shards import Shards
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    shards = Shards.from_process_group()
+    values = {mode: equivariance_psnr(ToyGenerator(pattern=True), mode, num_samples=18, seed=4, progress=False,
+                                      shards=shards) for mode in ("eqt_int", "eqt_frac", "eqr")}
+    (Path(out) / f"rank{rank}.json").write_text(json.dumps(values))
+    dist.destroy_process_group()
+
+
+def test_two_processes_split_the_batches_and_both_get_the_single_process_psnr(tmp_path):
+    """Each rank computes its batches; the per-batch sums are gathered and added in batch order,
+    so both ranks hold exactly the value of one process."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    torch.multiprocessing.spawn(psnr_on_rank, args=(port, str(tmp_path)), nprocs=2, join=True)
+    single = {mode: equivariance_psnr(ToyGenerator(pattern=True), mode, num_samples=18, seed=4, progress=False)
+              for mode in ("eqt_int", "eqt_frac", "eqr")}
+    for rank in (0, 1):
+        assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == single
 
 
 def test_a_generator_without_an_input_transform_is_refused():
