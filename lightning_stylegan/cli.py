@@ -177,10 +177,27 @@ def _lightning_cli(argv: list[str]) -> None:
             self.trainer.callbacks = [KimgProgressBar() if type(cb) is TQDMProgressBar else cb
                                       for cb in self.trainer.callbacks]
 
-    StyleGANCLI(StyleGAN2, ImageDataModule, args=argv, trainer_defaults=TRAINER_DEFAULTS,
-                save_config_kwargs={"overwrite": True},
-                parser_kwargs={"prog": "lightning-stylegan", "exit_on_error": False,
-                               "description": "Train and evaluate StyleGAN-family GANs."})
+    finished = False
+    try:
+        StyleGANCLI(StyleGAN2, ImageDataModule, args=argv, trainer_defaults=TRAINER_DEFAULTS,
+                    save_config_kwargs={"overwrite": True},
+                    parser_kwargs={"prog": "lightning-stylegan", "exit_on_error": False,
+                                   "description": "Train and evaluate StyleGAN-family GANs."})
+        finished = True
+    finally:
+        _leave_process_group(wait_for_all=finished)
+
+
+def _leave_process_group(wait_for_all: bool) -> None:
+    """Close the DDP process group before the interpreter exits (after every rank is done, when this
+    one finished). Lightning leaves a gloo group open, and a process whose gloo threads outlive the
+    interpreter can abort on exit (status -6) after a run that succeeded (pytorch/pytorch#179291)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if wait_for_all:
+            dist.barrier()
+        dist.destroy_process_group()
 
 
 # Subcommands outside LightningCLI: module whose ``main(argv) -> int`` runs it.
