@@ -40,12 +40,7 @@ CONFIGS = {"T": ref.Config(32),
                            channel_base=128, channel_max=16, conv_clamp=3.0)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def discriminator(cfg: ref.Config) -> tuple[torch.nn.Module, dict]:

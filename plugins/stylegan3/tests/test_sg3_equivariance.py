@@ -22,12 +22,7 @@ from lightning_stylegan_stylegan3.eq_transforms import (affine_bandlimit_filter,
 from lightning_stylegan_stylegan3.equivariance import equivariance_psnr, psnr
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def pixel_grid(size: int) -> tuple[torch.Tensor, torch.Tensor]:
