@@ -112,17 +112,25 @@ def _lightning_cli(argv: list[str]) -> None:
             LightningCLI's own, this keeps the user's options (the rule is in ``training.resume``)."""
             subcommand = self.config.get("subcommand")
             config = self.config[subcommand] if subcommand else None
-            if config is None or not config.get("ckpt_path"):
+            if config is None:
                 return
-            if config.ckpt_path == "last":
-                root = Path(config.trainer.default_root_dir or ".")
+            root = Path(config.trainer.default_root_dir or ".")
+            if config.get("ckpt_path") == "last":
                 last = Path(config.checkpoints.dirpath or root / "checkpoints") / "last.ckpt"
-                if not last.exists():
+                if last.exists():
+                    config.ckpt_path = str(last)
+                else:
                     otherwise = "starting a new run" if subcommand == "fit" else "validating the freshly initialized networks"
                     print(f"No {last} found; {otherwise}.", file=sys.stderr)
                     config.ckpt_path = None
+            if not config.get("ckpt_path"):
+                requeued = resume.slurm_requeue_checkpoint(root) if subcommand == "fit" else None
+                if requeued is None:
                     return
-                config.ckpt_path = str(last)
+                print(f"Resuming {requeued}, the checkpoint Lightning's SLURM environment saved on a requeue "
+                      "signal (Lightning resumes from it when no --ckpt_path is given; it was saved mid-step, "
+                      "so the resume is not exact: docs/distributed.md)", file=sys.stderr)
+                config.ckpt_path = str(requeued)
             self.checkpoint = read_training_checkpoint(config.ckpt_path, resume=subcommand == "fit")
 
         def before_instantiate_classes(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -39,10 +40,10 @@ def clean_environment() -> dict:
     return env | {"PYTHONPATH": os.pathsep.join(filter(None, paths)), "OMP_NUM_THREADS": "1"}
 
 
-def slurm_variables(node: int, port: int) -> dict:
+def slurm_variables(node: int, port: int, nodes: int = NODES) -> dict:
     """What ``srun`` sets for task ``node`` of ``sbatch --nodes 2 --ntasks-per-node 1`` (Lightning's
     SLURMEnvironment reads the task ids; MASTER_PORT overrides the port it derives from the job id)."""
-    return {"SLURM_NTASKS": str(NODES), "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": str(NODES),
+    return {"SLURM_NTASKS": str(nodes), "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": str(nodes),
             "SLURM_PROCID": str(node), "SLURM_LOCALID": "0", "SLURM_NODEID": str(node),
             "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "stylegan", "SLURM_NODELIST": "127.0.0.1",
             "MASTER_PORT": str(port)}
@@ -140,3 +141,28 @@ def test_two_torchrun_nodes_place_their_ranks_as_torchrun_says(tmp_path):
     assert ranks[0]["counters"] == ranks[1]["counters"] and ranks[0]["counters"]["images_seen"] == STEPS * NODES * BATCH
     assert ranks[0]["params"] == ranks[1]["params"]
     assert written_files(roots[1]) == []
+
+
+def test_a_slurm_requeue_checkpoint_is_resumed_through_the_projects_reader(tmp_path):
+    """Under SLURM, Lightning resumes a fit without --ckpt_path from its newest requeue checkpoint
+    ``hpc_ckpt_<n>.ckpt``; the CLI does it explicitly, with its own reader and checks."""
+    env = clean_environment() | slurm_variables(0, free_port(), nodes=1)
+    root = tmp_path / "run"
+    first = cli("fit", *TINY, "--model.total_kimg", KIMG, "--trainer.default_root_dir", root, env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    requeued = root / "hpc_ckpt_1.ckpt"
+    shutil.copy(root / "checkpoints" / "last.ckpt", requeued)
+    resumed = cli("fit", *TINY, "--model.total_kimg", 2 * KIMG, "--trainer.default_root_dir", root, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Resuming {requeued}, the checkpoint Lightning's SLURM environment saved" in resumed.stderr
+    assert torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)["counters"]["images_seen"] == \
+        2 * STEPS * NODES * BATCH
+
+    # A damaged one is named by the project's one-line error, before anything is trained or written.
+    (root / "hpc_ckpt_2.ckpt").write_bytes(b"not a checkpoint")
+    before = sorted(p.name for p in (root / "checkpoints").iterdir())
+    broken = cli("fit", *TINY, "--model.total_kimg", 3 * KIMG, "--trainer.default_root_dir", root, env=env)
+    assert broken.returncode == 2, broken.stderr[-3000:]
+    (line,) = [line for line in broken.stderr.splitlines() if line.startswith("error:")]
+    assert str(root / "hpc_ckpt_2.ckpt") in line and "Traceback" not in broken.stderr
+    assert sorted(p.name for p in (root / "checkpoints").iterdir()) == before

@@ -16,6 +16,9 @@ hyper-parameters whenever the path is explicit, which silently drops e.g. a rais
 """
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from ..errors import ConfigError
 
 # Module hyper-parameters that define the networks (and freeze_d, which decides the parameters of D's
@@ -80,3 +83,18 @@ def _differs(a, b) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):  # e.g. growth_options {8: 1} read back as {"8": 1}
         return {str(k): v for k, v in a.items()} != {str(k): v for k, v in b.items()}
     return a != b
+
+
+def slurm_requeue_checkpoint(root: str | Path) -> Path | None:
+    """The checkpoint Lightning itself resumes ``fit`` from when no ``--ckpt_path`` is given under
+    SLURM: the newest ``hpc_ckpt_<n>.ckpt`` in ``default_root_dir``, which its SLURM environment
+    saves on the requeue signal (SIGUSR1). None when not under SLURM or there is none. The CLI
+    resumes it explicitly, so that it is read and checked like any other checkpoint."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    if not SLURMEnvironment.detect():
+        return None
+    numbered = [(int(match.group(1)), path) for path in Path(root).glob("hpc_ckpt_*.ckpt")
+                if (match := re.fullmatch(r"hpc_ckpt_(\d+)\.ckpt", path.name))]
+    return max(numbered)[1] if numbered else None
+
