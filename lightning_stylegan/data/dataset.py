@@ -18,9 +18,9 @@ import torch
 from PIL import Image
 
 from .embedded import EMBEDDED_NAME, NUM_CLASSES, is_embedded, load_embedded
-from .images import (EXTENSIONS, SEARCHED, SKIP_HINT, ImageDataError, check_format, convert_image, decode_image,
+from .images import (EXTENSIONS, SKIP_HINT, ImageDataError, check_format, convert_image, decode_image,
                      is_image_name)
-from .sources import LABEL_FILE, NO_LABELS, SHOWN, Folder, Zip, listing, parse_labels
+from .sources import LABEL_FILE, NO_LABELS, SHOWN, Folder, Zip, listing, no_images, parse_labels
 
 PATH_ACCEPTS = (f"--data.path accepts a folder of images ({' '.join(EXTENSIONS)}), a .zip of such images, or "
                 f"nothing (null, or {EMBEDDED_NAME!r}) for the embedded Fashion-MNIST")
@@ -78,7 +78,7 @@ class ImageDataset(torch.utils.data.Dataset):
         self.source = str(self._source.root)
         names = self._source.list()
         if not names:
-            raise ImageDataError(self._no_images())
+            raise ImageDataError(no_images(self._source, "Add images with one of these extensions (convert others, e.g. .gif or .tif, to .png), or point --data.path at another folder or .zip."))
         table = self._label_table() if use_labels else None
         self.skipped: list[str] = []
         if skip_corrupt:
@@ -126,19 +126,6 @@ class ImageDataset(torch.utils.data.Dataset):
         kind = "" if path.is_file() else " (not even a regular file)"
         raise ImageDataError(f"Dataset path {path} is neither a folder nor a .zip file{kind}; {fix}. "
                              f"{PATH_ACCEPTS}.")
-
-    def _no_images(self) -> str:
-        """The message for a folder or zip without images: what was searched, what was found instead."""
-        others = self._source.others()
-        if not others:
-            found = f"the {self._source.kind()} is empty"
-        else:
-            found = (f"it holds {len(others) if len(others) <= 100 else 'over 100'} other file(s), none of them "
-                     f"an image: {listing(others)}")
-        return (f"No images found in {self._source.kind()} {self.source} (searched "
-                f"{'recursively ' if isinstance(self._source, Folder) else ''}for {SEARCHED}; dot-files, "
-                f"dot-folders and __MACOSX are skipped); {found}. Add images with one of these extensions "
-                f"(convert others, e.g. .gif or .tif, to .png), or point --data.path at another folder or .zip.")
 
     def _label_where(self) -> str:
         return "the embedded labels" if isinstance(self._source, _Embedded) else f"{self.source}/{LABEL_FILE}"

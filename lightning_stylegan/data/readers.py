@@ -27,9 +27,9 @@ from pathlib import Path
 
 from .cifar10 import BATCH_NAME, TRAINING_BATCHES, Cifar10
 from .idx import IMAGES_PATTERN, TRAINING_IMAGES, IdxImages
-from .images import SEARCHED, ImageDataError, open_image
+from .images import ImageDataError, open_image
 from .lmdb_images import DATA_FILE, LmdbImages
-from .sources import LABEL_FILE, Folder, Zip, listing, parse_labels
+from .sources import LABEL_FILE, Folder, Zip, no_images, parse_labels
 
 SOURCES_READ = ("a folder of images (searched recursively) or a .zip of them, an LMDB folder (with data.mdb, "
                 "as LSUN's *_lmdb), CIFAR-10's python batches (cifar-10-python.tar.gz, its folder or one "
@@ -47,11 +47,8 @@ class ImageFiles:
         self.store, self.root, self.kind = store, store.root, store.kind()
         self.names = store.list()
         if not self.names:
-            others = store.others()
-            found = f"it holds only {listing(others)}" if others else "it is empty"
-            raise ImageDataError(f"No images found in {self.kind} {self.root} (searched for {SEARCHED}; "
-                                 f"dot-files, dot-folders and __MACOSX are skipped); {found}. Give a folder or "
-                                 f".zip with images, or another kind of source: {SOURCES_READ}.")
+            raise ImageDataError(no_images(store, f"Give a folder or .zip with images, or another kind of "
+                                                  f"source: {SOURCES_READ}."))
 
     def __len__(self) -> int:
         return len(self.names)

@@ -14,7 +14,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from .images import SKIP_HINT, ImageDataError, is_image_name, one_line
+from .images import SEARCHED, SKIP_HINT, ImageDataError, is_image_name, one_line
 
 LABEL_FILE = "dataset.json"
 SHOWN = 5  # how many names an error or warning lists
@@ -30,6 +30,20 @@ def listing(names: list[str]) -> str:
     """The first ``SHOWN`` names, comma-separated, and how many more there are."""
     shown = ", ".join(names[:SHOWN])
     return shown + (f", ... ({len(names) - SHOWN} more)" if len(names) > SHOWN else "")
+
+
+def no_images(store, fix: str) -> str:
+    """The message for a ``Folder`` or ``Zip`` without images: what was searched, what was found
+    instead, then ``fix``."""
+    others = store.others()
+    if not others:
+        found = f"the {store.kind()} is empty"
+    else:
+        found = (f"it holds {len(others) if len(others) <= 100 else 'over 100'} other file(s), none of them "
+                 f"an image: {listing(others)}")
+    return (f"No images found in {store.kind()} {store.root} (searched "
+            f"{'recursively ' if isinstance(store, Folder) else ''}for {SEARCHED}; dot-files, "
+            f"dot-folders and __MACOSX are skipped); {found}. {fix}")
 
 
 def parse_labels(raw: bytes, where: str, fix: str = f"pass {NO_LABELS}") -> dict[str, int] | None:
