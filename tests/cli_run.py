@@ -7,6 +7,7 @@ import contextlib
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -75,6 +76,13 @@ def cli_processes(runs: list[tuple[list, dict | None]], timeout: float = 240, st
             err.seek(0)
             results.append(subprocess.CompletedProcess(command, proc.returncode, out.read(), err.read()))
         return results
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now, for the main address of a test's process group."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def newest_mtime(folder: Path) -> float:

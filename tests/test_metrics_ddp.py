@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
+from cli_run import free_port
 from metric_plugins import TinyDistance, install_tiny_extractor
 from metrics_ddp_worker import fixed_features, noisy_generator, reals
 from tiny_networks import tiny_checkpoint
@@ -77,12 +77,6 @@ def test_batch_j_goes_to_rank_j_modulo_the_world_size_and_comes_back_in_item_ord
     with pytest.raises(ValueError, match="non-negative"):
         batch_seed(-1, 0)
     assert len({batch_seed(seed, j, stream) for seed in (0, 1) for j in (0, 1) for stream in (0, 1)}) == 8
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_ranks(command: list[str], site, world_size: int = 2, timeout: float = 180):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import yaml
 from lightning_stylegan.data.datamodule import ImageDataModule
 from lightning_stylegan.data.sampler import InfiniteSampler
 
-from cli_run import BATCH, REPO, TINY, cli, cli_processes
+from cli_run import BATCH, REPO, TINY, cli, cli_processes, free_port
 
 NODES = 2
 STEPS = 5  # of NODES x BATCH images
@@ -26,12 +25,6 @@ KIMG = STEPS * NODES * BATCH / 1000
 # Variables of a real launcher in the test's own environment would place the processes otherwise.
 LAUNCHER_VARIABLES = ("SLURM_", "TORCHELASTIC_", "GROUP_", "LOCAL_", "NODE_RANK", "RANK", "WORLD_SIZE",
                       "MASTER_", "ROLE_")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def clean_environment() -> dict:
