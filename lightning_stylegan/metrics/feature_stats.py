@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..images import to_uint8
 from .shards import NOISE, Shards, batch_generator, batch_seed
@@ -230,8 +229,7 @@ def generator_stats(G: torch.nn.Module, extractor: torch.nn.Module, num_images: 
     G.eval()  # as NVlabs: no w_avg update, eval behaviour
     try:
         with torch.random.fork_rng(devices=cuda), \
-                tqdm(total=sum(stop - start for _, start, stop in mine), desc="generated images", unit="img",
-                     disable=not progress or not shards.is_main) as bar:
+                shards.progress_bar(mine, progress, desc="generated images", unit="img") as bar:
             for j, start, stop in mine:
                 latents = batch_generator(seed, j)
                 torch.manual_seed(batch_seed(seed, j, NOISE))
@@ -297,11 +295,11 @@ def dataset_stats(dataset, extractor: torch.nn.Module, max_images: int | None = 
     if shards.every_rank(path.is_file()):
         return FeatureStats.load(path)
     stats = FeatureStats(num, keep_features)
-    items = [i for _, start, stop in shards.batches(num, batch_size) for i in range(start, stop)]
+    mine = shards.batches(num, batch_size)
+    items = [i for _, start, stop in mine for i in range(start, stop)]
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, items), batch_size=batch_size,
                                          num_workers=num_workers)  # this rank's batches, one per step
-    with torch.no_grad(), tqdm(total=len(items), desc="real images", unit="img",
-                               disable=not progress or not shards.is_main) as bar:
+    with torch.no_grad(), shards.progress_bar(mine, progress, desc="real images", unit="img") as bar:
         for images, _labels in loader:
             # dataset items are uint8 / 127.5 - 1: undo that exactly
             pixels = torch.round((images + 1) * 127.5).clamp(0, 255).to(torch.uint8)

@@ -21,7 +21,6 @@ import copy
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from .base import Metric, MetricSpec
 from .shards import Shards, batch_generator
@@ -138,8 +137,7 @@ def perceptual_path_length(G: nn.Module, distance: nn.Module, num_samples: int =
     shards = shards or Shards()
     mine = shards.batches(num_samples, batch_size)
     results = []
-    with torch.no_grad(), tqdm(total=sum(stop - start for _, start, stop in mine), desc=f"ppl {space}{sampling}",
-                               unit="pair", disable=not progress or not shards.is_main) as bar:
+    with torch.no_grad(), shards.progress_bar(mine, progress, desc=f"ppl {space}{sampling}", unit="pair") as bar:
         for j, start, stop in mine:
             n, generator = stop - start, batch_generator(seed, j)
             t = torch.rand(n, generator=generator) * (1.0 if sampling == "full" else 0.0)

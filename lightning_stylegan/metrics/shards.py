@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
 LATENTS, NOISE = 0, 1  # the streams of a batch: latents and labels; the generator's synthesis noise
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.uint8,
@@ -81,6 +82,12 @@ class Shards:
         """``(j, start, stop)`` of the batches this rank computes: those with j % world_size == rank."""
         return [batch for batch in self.all_batches(num_items, batch_size)
                 if batch[0] % self.world_size == self.rank]
+
+    def progress_bar(self, batches: list[tuple[int, int, int]], show: bool = True, **options) -> tqdm:
+        """A tqdm bar (``options``: desc, unit, ...) over the items of ``batches`` (this rank's, from
+        ``batches``), shown on rank 0 only and only with ``show``."""
+        return tqdm(total=sum(stop - start for _, start, stop in batches), disable=not show or not self.is_main,
+                    **options)
 
     def gather(self, results: list[torch.Tensor], num_items: int, batch_size: int) -> torch.Tensor:
         """The rows of every rank's batches, [num_items, ...] in item order, on every rank (CPU).

@@ -27,7 +27,6 @@ import re
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from lightning_stylegan.metrics.base import Metric, MetricSpec, count_text, parse_count
 from lightning_stylegan.metrics.shards import Shards, batch_generator
@@ -111,8 +110,7 @@ def equivariance_psnr(G: nn.Module, mode: str, num_samples: int = 50000, labels=
     shards = shards or Shards()
     mine = shards.batches(num_samples, batch_size)
     sums = []  # per batch: [masked squared error, mask]
-    with tqdm(total=sum(stop - start for _, start, stop in mine), desc=mode, unit="img",
-              disable=not progress or not shards.is_main) as bar:
+    with shards.progress_bar(mine, progress, desc=mode, unit="img") as bar:
         for j, start, stop in mine:
             n, generator = stop - start, batch_generator(seed, j)
             for buf in noise:
