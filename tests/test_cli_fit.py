@@ -204,13 +204,16 @@ ADA_TARGET, ADA_KIMG = 0.1, 0.5  # p steps by 2 ranks x 4 images / 500 each batc
 DDP_METRIC = "fid20_full"  # 5 batches of 4 generated images, split 3 + 2 over the ranks
 
 
-def test_ddp_on_two_cpu_processes_keeps_the_ranks_in_sync(site, tmp_path):
+def test_ddp_on_two_cpu_processes_keeps_the_ranks_in_sync(site, tmp_path, one_thread):
     install_tiny_extractor(site)
     probe = tmp_path / "probe"
     (tmp_path / "probe.yaml").write_text(yaml.safe_dump({"trainer": {"callbacks": [
         {"class_path": "ddp_probe.ParamDigest", "init_args": {"out_dir": str(probe)}}]}}))
+    # One thread per rank on any machine (Lightning would give each cpu_count // 2), as the single
+    # process that computes the final metric below: the same arithmetic on both sides.
     env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), str(REPO / "tests"),
-                                                                   os.environ.get("PYTHONPATH")]))}
+                                                                   os.environ.get("PYTHONPATH")])),
+                        "OMP_NUM_THREADS": "1"}
     root = tmp_path / "run"
     result = cli("fit", *TINY, "--config", tmp_path / "probe.yaml", "--model.total_kimg", 0.040,
                  "--trainer.log_every_n_steps", 2, "--trainer.default_root_dir", root,

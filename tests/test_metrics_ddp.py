@@ -102,10 +102,13 @@ def assert_close(got: dict, expected: dict, rel: float = 1e-6) -> None:
         assert got[name] == pytest.approx(value, rel=rel, abs=1e-12), name
 
 
-def test_two_gloo_processes_give_every_rank_the_single_process_values(site, tmp_path):
+def test_two_gloo_processes_give_every_rank_the_single_process_values(site, tmp_path, one_thread):
     """FID, KID, PR, IS, realism and PPL of 21 images in batches of 4 (uneven shares) against 30
     uncached reals: each rank runs its own batches through the extractor, and both end with the
-    values and per-image scores of one process. The real statistics are written once, by rank 0,
+    values and per-image scores of one process. The single process runs on one thread as the ranks
+    do: the same arithmetic, batch for batch (PPL divides by epsilon^2 = 1e-8, and a pixel rounded
+    to uint8 or a neighbour in k-NN can flip on a last-bit difference, so no tolerance covers a
+    different thread count). The real statistics are written once, by rank 0,
     and the next run loads them on both ranks; when one rank does not see the file, both compute."""
     install_tiny_extractor(site)
     ckpt = tiny_checkpoint(tmp_path / "tiny.ckpt")
@@ -151,10 +154,11 @@ def run_command(site, world_size: int, *args) -> list[subprocess.CompletedProces
     return run_ranks(command, site, world_size)
 
 
-def test_the_metrics_command_under_torchrun_variables_writes_once_what_one_process_computes(site, tmp_path):
+def test_the_metrics_command_under_torchrun_variables_writes_once_what_one_process_computes(site, tmp_path,
+                                                                                           one_thread):
     """``lightning-stylegan metrics`` in two processes with WORLD_SIZE=2: they join a gloo group,
     rank 0 prints the table and writes the JSON and the realism scores, rank 1 writes nothing, and
-    the values equal those of one process."""
+    the values equal those of one process (on one thread, as each rank)."""
     install_tiny_extractor(site)
     ckpt = tiny_checkpoint(tmp_path / "run" / "tiny.ckpt")
     names = "fid50k,kid50k,pr50k3,realism1k3"  # against the first 21 reals

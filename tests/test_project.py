@@ -171,7 +171,8 @@ def test_cli_end_to_end_gray(tmp_path):
     assert sorted(p.name for p in (out / "progress").iterdir()) == ["frame0000.png", "frame0001.png"]
     assert Image.open(out / "progress.gif").n_frames == 2
     rendered = subprocess.run(["lightning-stylegan", "generate", "--ckpt", str(ckpt), "--outdir", str(tmp_path / "again"),
-                               "--projected-w", str(out / "projected_w.npz")], capture_output=True, text=True)
+                               "--projected-w", str(out / "projected_w.npz")], capture_output=True, text=True,
+                              env=os.environ | {"OMP_NUM_THREADS": "1"})  # one thread, as this module
     assert rendered.returncode == 0, rendered.stderr
     assert np.array_equal(np.asarray(Image.open(tmp_path / "again" / "proj.png")), projection)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import socket
 from pathlib import Path
 
@@ -396,10 +397,10 @@ def test_the_metrics_command_scores_a_stylegan3_checkpoint_and_refuses_a_stylega
                                                       channel_max=16, **generator))
         return str(write_checkpoint(tmp_path / name, dict(module.hparams), module.G, module.D, module.G_ema, "tests"))
 
-    def metrics(ckpt: str) -> subprocess.CompletedProcess:
+    def metrics(ckpt: str) -> subprocess.CompletedProcess:  # on one thread, as this module's tests
         return subprocess.run([sys.executable, "-m", "lightning_stylegan.cli", "metrics", "--ckpt", ckpt,
                                "--metrics", "eqt8_int,eqr8", "--seed", "5", "--no-progress"],
-                              capture_output=True, text=True, timeout=300)
+                              capture_output=True, text=True, timeout=300, env=os.environ | {"OMP_NUM_THREADS": "1"})
 
     sg3 = checkpoint("sg3.ckpt", topology="stylegan3-t", use_noise=False, synthesis_options=dict(num_layers=4))
     result = metrics(sg3)
