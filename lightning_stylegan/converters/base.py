@@ -22,6 +22,7 @@ from ..network_files import NetworkFileError, load_state
 from ..networks import Generator
 from ..tools.restricted_pickle import PersistentRecord
 from ..training.options import DiscriminatorOptions, GeneratorOptions
+from ..training.run_networks import initial_networks, network_hparams
 
 
 class ConversionError(NetworkFileError):
@@ -29,7 +30,8 @@ class ConversionError(NetworkFileError):
 
 
 class Converted(NamedTuple):
-    """What a converter returns: ``StyleGAN2`` module arguments and the three networks."""
+    """What a converter returns: the networks' hyper-parameters (``training.run_networks.network_hparams``:
+    the ``StyleGAN2`` module's arguments that decide its networks) and the three networks."""
 
     hparams: dict
     G: Generator
@@ -83,16 +85,14 @@ def build_networks(records: dict, resolution: int, channels: int, label_dim: int
     D; D is None when the pickle has no D (``discriminator`` then only fills the hyper-parameters,
     default ``DiscriminatorOptions()``). Weights whose names or shapes do not fit the built networks
     are a ``NetworkFileError`` naming them."""
-    from ..training.module import StyleGAN2
-
     main = generator_record(records)
     if main is None:
         raise ConversionError("The pickle has neither G_ema nor G")
-    D = network_record(records, "D")
-    module = StyleGAN2(resolution=resolution, channels=channels, label_dim=label_dim, generator=generator,
-                       discriminator=discriminator or DiscriminatorOptions())
-    load_state(module.G_ema, main.state_dict(), "NVlabs G_ema")
-    load_state(module.G, (network_record(records, "G") or main).state_dict(), "NVlabs G")
-    if D is not None:
-        load_state(module.D, D.state_dict(), "NVlabs D")
-    return Converted(dict(module.hparams), module.G, module.D if D is not None else None, module.G_ema)
+    D_record = network_record(records, "D")
+    hparams = network_hparams(resolution, channels, label_dim, generator, discriminator or DiscriminatorOptions())
+    G, D, G_ema = initial_networks(hparams)
+    load_state(G_ema, main.state_dict(), "NVlabs G_ema")
+    load_state(G, (network_record(records, "G") or main).state_dict(), "NVlabs G")
+    if D_record is not None:
+        load_state(D, D_record.state_dict(), "NVlabs D")
+    return Converted(hparams, G, D if D_record is not None else None, G_ema)

@@ -60,8 +60,8 @@ from ..generators.base import block_resolutions, channels_at
 from ..network_files import NetworkFileError
 from ..networks import Generator
 from ..nn.filters import setup_filter
-from ..training.module import StyleGAN2
 from ..training.options import DiscriminatorOptions, GeneratorOptions
+from ..training.run_networks import initial_networks, network_hparams
 
 ROSINALITY_FILTER = (1, 3, 3, 1)
 DEFAULT_LR_MLP = 0.01
@@ -163,7 +163,7 @@ def rosinality_networks(path_or_dict: str | os.PathLike | dict, lr_mlp: float | 
                         ) -> tuple[dict, Generator, nn.Module | None, Generator]:
     """``(hparams, G, D or None, G_ema)`` from a rosinality stylegan2-pytorch checkpoint.
 
-    ``hparams`` are ``StyleGAN2`` module arguments (``write_checkpoint`` stores them). ``G`` comes
+    ``hparams`` are the networks' hyper-parameters (``training.run_networks.network_hparams``). ``G`` comes
     from ``"g"``, or is a copy of G_ema when the file has only ``"g_ema"``; ``D`` is None without
     ``"d"``. ``lr_mlp``: the mapping learning-rate multiplier the network was trained with
     (default: ``args.lr_mlp``, else rosinality's 0.01). G_ema is in eval mode without gradients.
@@ -176,7 +176,7 @@ def rosinality_networks(path_or_dict: str | os.PathLike | dict, lr_mlp: float | 
     g_base, g_max = channel_options(config["g_channels"], cm, "generator")
     d_base, d_max = channel_options(config["d_channels"] or config["g_channels"], cm, "discriminator")
     _check_mapping_scale(parts["g_ema"], config["lr_mlp"])
-    module = StyleGAN2(
+    hparams = network_hparams(
         resolution=size, channels=config["img_channels"],
         generator=GeneratorOptions(topology="skip", normalization="demod", z_dim=config["style_dim"],
                                    w_dim=config["style_dim"], mapping_layers=config["n_mlp"],
@@ -184,26 +184,26 @@ def rosinality_networks(path_or_dict: str | os.PathLike | dict, lr_mlp: float | 
                                    channel_max=g_max, use_noise=True),
         discriminator=DiscriminatorOptions(topology="residual", channel_base=d_base, channel_max=d_max,
                                            mbstd_group_size=4, mbstd_num_channels=1))
+    G, D, G_ema = initial_networks(hparams)
     keys, filters = _generator_keys(size, config["n_mlp"])
-    _transfer(module.G_ema, parts["g_ema"], keys, filters, f"{where} (g_ema)")
-    _transfer(module.G, parts.get("g", parts["g_ema"]), keys, filters, f"{where} (g)")
+    _transfer(G_ema, parts["g_ema"], keys, filters, f"{where} (g_ema)")
+    _transfer(G, parts.get("g", parts["g_ema"]), keys, filters, f"{where} (g)")
     if "latent_avg" in parts:
         w_avg = parts["latent_avg"].reshape(-1).float()
         if w_avg.numel() != config["style_dim"]:
             raise NetworkFileError(f"{where}: latent_avg has {w_avg.numel()} values, "
                                    f"style_dim is {config['style_dim']}")
     else:
-        w_avg = mean_w(module.G_ema)
+        w_avg = mean_w(G_ema)
         warnings.warn(f"{where} has no latent_avg: w_avg (the truncation centre) is the mean of the mapping "
                       f"output over {W_AVG_SAMPLES} latents with seed {W_AVG_SEED}, as rosinality's "
                       f"mean_latent() estimates it.")
-    for G in (module.G, module.G_ema):
-        G.mapping.w_avg.copy_(w_avg)
-    D = None
-    if "d" in parts:
-        D = module.D
-        _transfer(D, parts["d"], *_discriminator_keys(size), f"{where} (d)")
-    return dict(module.hparams), module.G, D, module.G_ema
+    for net in (G, G_ema):
+        net.mapping.w_avg.copy_(w_avg)
+    if "d" not in parts:
+        return hparams, G, None, G_ema
+    _transfer(D, parts["d"], *_discriminator_keys(size), f"{where} (d)")
+    return hparams, G, D, G_ema
 
 
 @torch.no_grad()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import asdict, replace
 
 import lightning.pytorch as pl
 import torch
@@ -21,13 +20,13 @@ import torch
 from .. import registry
 from ..errors import ConfigError
 from ..network_files import COUNTERS, NetworkFileError, load_networks, load_state
-from ..networks import Generator, build_discriminator, check_synthesis_options
 from ..nn.norms import apply_constraints
 from ..plugin_options import bind_options
 from .ada import AdaController
 from .ema import ema_beta, update_ema
 from .losses import discriminator_loss, generator_loss, path_lengths, r1_penalty
 from .options import DiscriminatorOptions, GeneratorOptions
+from .run_networks import initial_networks, network_hparams
 from .regularizers import PathLength, R1
 from .snapshots import log_rho_histograms
 from .transfer import freeze_discriminator
@@ -81,35 +80,20 @@ class StyleGAN2(pl.LightningModule):
                  init_from: str | None = None, augment: str = "none", augment_options: dict | None = None,
                  freeze_d: int = 0):
         super().__init__()
-        generator = _options(GeneratorOptions, generator)
-        generator = replace(generator, synthesis_options=check_synthesis_options(generator.topology,
-                                                                                  generator.synthesis_options))
-        discriminator = _options(DiscriminatorOptions, discriminator)
-        schedule_class = registry.load("growth", growth)
+        networks = network_hparams(resolution, channels, label_dim, generator, discriminator, growth, growth_options)
         growth_label, augment_label = f"the growth plugin {growth!r}", f"the augmentation plugin {augment!r}"
-        growth_options = bind_options(schedule_class, growth_options, key="model.growth_options",
-                                      label=growth_label, given=("final_resolution",))
         augment_class = registry.load("augmentation", augment)
         augment_options = bind_options(augment_class, augment_options, key="model.augment_options",
                                        label=augment_label)
-        self.save_hyperparameters({
-            "resolution": resolution, "channels": channels, "label_dim": label_dim,
-            "generator": asdict(generator), "discriminator": asdict(discriminator), "g_lr": g_lr,
-            "d_lr": d_lr, "betas": list(betas), "eps": eps, "style_mixing_prob": style_mixing_prob,
+        self.save_hyperparameters(networks | {
+            "g_lr": g_lr, "d_lr": d_lr, "betas": list(betas), "eps": eps, "style_mixing_prob": style_mixing_prob,
             "ema_kimg": ema_kimg, "ema_rampup": ema_rampup, "total_kimg": total_kimg, "seed": seed,
-            "max_nonfinite_steps": max_nonfinite_steps, "growth": growth,
-            "growth_options": growth_options, "init_from": init_from, "augment": augment,
+            "max_nonfinite_steps": max_nonfinite_steps, "init_from": init_from, "augment": augment,
             "augment_options": augment_options, "freeze_d": freeze_d})
         self.automatic_optimization = False
-        self.growth = _construct(schedule_class, growth_options, "model.growth_options", growth_label, resolution)
-        progressive = self.growth.progressive
-        self.G = Generator(resolution, channels, c_dim=label_dim, progressive=progressive, **asdict(generator))
-        self.D = build_discriminator(img_resolution=resolution, img_channels=channels, c_dim=label_dim,
-                                     progressive=progressive, **asdict(discriminator))
-        self.G_ema = Generator(resolution, channels, c_dim=label_dim, progressive=progressive,
-                               **asdict(generator)).eval()
-        self.G_ema.load_state_dict(self.G.state_dict())
-        self.G_ema.requires_grad_(False)
+        self.growth = _construct(registry.load("growth", growth), networks["growth_options"], "model.growth_options",
+                                 growth_label, resolution)
+        self.G, self.D, self.G_ema = initial_networks(networks)
         if init_from:
             self._init_weights_from(init_from)
         self.frozen_d_layers = freeze_discriminator(self.D, freeze_d)
@@ -486,15 +470,3 @@ def _construct(plugin, options: dict, key: str, label: str, *given):
         return plugin(*given, **options)
     except (TypeError, ValueError) as error:  # the plugin's own check of its options
         raise ConfigError(f"{key} {options} of {label}: {error}") from error
-
-
-def _options(kind, value):
-    if value is None:
-        return kind()
-    if isinstance(value, dict):
-        unknown = sorted(set(value) - set(kind.__dataclass_fields__))
-        if unknown:
-            raise ConfigError(f"Unknown {kind.__name__} keys {unknown}; valid keys: "
-                             f"{sorted(kind.__dataclass_fields__)}")
-        return kind(**value)
-    return value
