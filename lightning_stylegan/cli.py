@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import re
 import sys
-import warnings
 from pathlib import Path
 
 from . import __version__, registry
+from .dependency_noise import hide_dependency_noise
 from .errors import ConfigError, UsageError
 
 DEBUG_VARIABLE = "LIGHTNING_STYLEGAN_DEBUG"
@@ -245,9 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     debug = "--debug" in argv or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
     argv = [arg for arg in argv if arg != "--debug"]
-    _quiet_lightning_tips()
-    # argv is sys.argv without --debug; LightningCLI warns when it is given both.
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    hide_dependency_noise()
     try:
         _lightning_cli(argv)
     except RunComplete as done:
@@ -288,16 +285,6 @@ def _one_line(error: Exception) -> str:
     else:
         text = f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
     return text
-
-
-def _quiet_lightning_tips() -> None:
-    """Lightning advertises its cloud logger at every start; that line is not the user's business."""
-    class NoTips(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            return "litlogger" not in str(record.msg)
-
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        logging.getLogger(name).addFilter(NoTips())  # whichever Lightning imported last logs its rank-0 lines
 
 
 if __name__ == "__main__":

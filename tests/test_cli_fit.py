@@ -42,9 +42,11 @@ def counters(checkpoint: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory):
-    """One quickstart run of 6 steps, shared (read-only) by the tests below."""
+    """One quickstart run of 6 steps with its progress bars (in a log, not a terminal), shared
+    (read-only) by the tests below."""
     root = tmp_path_factory.mktemp("quickstart")
-    return root, cli("fit", *TINY, "--model.total_kimg", TOTAL_KIMG, "--trainer.default_root_dir", root)
+    return root, cli("fit", *TINY, "--model.total_kimg", TOTAL_KIMG, "--trainer.default_root_dir", root,
+                     "--trainer.enable_progress_bar", "true", "--data.val_images", 40)
 
 
 def test_quickstart_trains_and_leaves_checkpoints_config_samples_and_scalars(quickstart):
@@ -94,6 +96,22 @@ def test_quickstart_trains_and_leaves_checkpoints_config_samples_and_scalars(qui
     grids = accumulator.Images("Samples/fakes")
     assert sorted({e.step for e in grids}) == [0, 8, 16, 24]
     assert all((e.width, e.height) == (COLUMNS * RES, ROWS * RES) for e in grids)
+
+
+def test_the_log_shows_each_bar_a_few_times_and_no_warning_from_lightnings_internals(quickstart):
+    """In a log, the validation pass at the end of fit (10 batches) draws its bar when it opens and
+    when it closes, on stderr as the training bar, not once per batch on stdout as Lightning's own;
+    the warnings of ``dependency_noise`` (Lightning's pytree deprecation, G_ema in eval mode) are not
+    printed."""
+    root, result = quickstart
+    assert result.returncode == 0, result.stderr
+    frames = [frame.strip() for frame in re.split(r"[\r\n]", result.stderr) if frame.strip()]
+    validation = [frame for frame in frames if frame.startswith("validate")]
+    assert len(validation) == 2 and validation[-1].startswith("validate  10/10 batches |"), validation
+    assert 2 <= sum(frame.startswith("train") for frame in frames) <= 6  # open, ticks' redraws, close
+    assert "Validation" not in result.stdout + result.stderr
+    assert "LeafSpec" not in result.stderr and "module(s) in eval mode" not in result.stderr
+    assert "Warning" not in result.stderr, result.stderr
 
 
 def test_the_last_scalars_are_written_at_the_end(quickstart):
@@ -168,7 +186,7 @@ def validation_metrics(stdout: str) -> dict[str, float]:
 def test_validate_scores_a_checkpoint(quickstart, tmp_path):
     root, first = quickstart
     assert first.returncode == 0, first.stderr
-    result = cli("validate", *TINY, "--trainer.default_root_dir", tmp_path,
+    result = cli("validate", *TINY, "--trainer.default_root_dir", tmp_path, "--data.val_images", 40,
                  "--ckpt_path", root / "checkpoints" / "last.ckpt")
     assert result.returncode == 0, result.stderr
     metrics = validation_metrics(result.stdout)

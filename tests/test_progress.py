@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 import time
+import warnings
 
 import pytest
 from lightning.pytorch.callbacks import Callback
 
+from lightning_stylegan.dependency_noise import HIDDEN_WARNINGS, hide_dependency_noise
 from lightning_stylegan.kimg import maintenance
 from lightning_stylegan.training.progress import KimgProgressBar, Ticks, tick_line
 from test_train_loop import BATCH, steps, tiny_data, tiny_model, trainer
@@ -78,9 +80,12 @@ def test_bar_counts_kimg_from_the_resumed_position(tmp_path, capsys, one_thread)
     # Ticks continue the run's kimg but number this process's ticks from 0.
     stats = read_stats(tmp_path)
     assert [(s["tick"], s["images_seen"], s["augment_p"]) for s in stats] == [(0, 16, 0.25), (1, 24, 0.25)]
-    # The validate command keeps Lightning's validation bar.
+    # The validate command's bar counts batches on stderr, drawn as the training bar.
     fit.validate(model, tiny_data(), verbose=False)
-    assert "Validation DataLoader 0: 100%" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    frames = [f.strip() for f in captured.err.split("\r") if f.strip()]
+    assert frames[0].startswith("validate  0/2 batches |") and frames[-1].startswith("validate  2/2 batches |█")
+    assert "Validation" not in captured.out + captured.err
 
 
 def test_bar_redraws_seldom_when_not_a_terminal(tmp_path, capsys, one_thread):
@@ -88,5 +93,19 @@ def test_bar_redraws_seldom_when_not_a_terminal(tmp_path, capsys, one_thread):
     trainer(tmp_path, bar, enable_progress_bar=True).fit(tiny_model(total_kimg=steps(4)), tiny_data())
     assert bar.train_progress_bar.mininterval == 30.0  # pytest's captured stderr is not a TTY
     frames = [f for f in capsys.readouterr().err.split("\r") if f.strip().startswith("train")]
-    # When it opened, after the validation pass at the end of fit (Lightning's refresh), when it closed.
+    # When it opened, before the validation pass at the end of fit (kept on its line), when it closed.
     assert len(frames) == 3
+
+
+@pytest.mark.parametrize("message, category, module", HIDDEN_WARNINGS)
+def test_only_the_listed_warnings_of_our_dependencies_are_hidden(message, category, module):
+    """Each warning of ``dependency_noise`` is hidden where it comes from; the same text from our own
+    code, and another warning from the same module of Lightning, are still shown."""
+    text = re.sub(r"\\d\+", "17", message).replace("\\", "")  # the regex as the text it matches
+    origin = module.replace("\\", "") + ".x"
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        hide_dependency_noise()
+        for source, what in [(origin, text), ("lightning_stylegan.training.module", text), (origin, "about your config")]:
+            warnings.warn_explicit(what, category, filename="f.py", lineno=1, module=source)
+    assert [str(w.message) for w in shown] == [text, "about your config"]

@@ -18,6 +18,7 @@ import lightning.pytorch as pl
 import torch
 
 from .. import registry
+from ..dependency_noise import hide_dependency_noise
 from ..errors import ConfigError
 from ..network_files import COUNTERS, NetworkFileError, load_networks, load_state
 from ..nn.norms import apply_constraints
@@ -31,8 +32,7 @@ from .regularizers import PathLength, R1
 from .snapshots import log_rho_histograms
 from .transfer import freeze_discriminator
 
-# G_ema is in eval mode on purpose (it is never trained, only averaged); Lightning warns about it.
-warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+hide_dependency_noise()  # e.g. Lightning's warning that G_ema is in eval mode (on purpose: it is only averaged)
 
 
 class StyleGAN2(pl.LightningModule):

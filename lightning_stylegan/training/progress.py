@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
-from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, convert_inf
 
 from ..kimg import crossed, maintenance_seconds
 
@@ -37,31 +37,41 @@ LOSSES = {"loss_G": "G", "loss_D": "D"}  # the losses the module logs to the bar
 
 
 class KimgProgressBar(TQDMProgressBar):
-    """Lightning's tqdm bars, with the training bar counting kimg toward ``total_kimg``.
+    """Lightning's tqdm bars, with the training bar counting kimg toward ``total_kimg`` and the
+    validation bar drawn as seldom as the training bar.
 
-    The training bar goes to stderr (tick lines and ``fit > log.txt`` stay clean on stdout). A
-    resumed run starts the bar at the checkpoint's kimg, and its rate and ETA count only the
-    progress made since. The sanity-check and validation bars are Lightning's, on stdout.
+    Both go to stderr (tick lines and ``fit > log.txt`` stay clean on stdout). A resumed run starts
+    the training bar at the checkpoint's kimg, and its rate and ETA count only the progress made
+    since. The validation bar (at the end of ``fit``, and in ``validate``) counts batches; it opens
+    on a line of its own below the training bar's last state and stays when it closes. Lightning's
+    own bar redraws at every batch, which in a log is one line per batch.
 
     Args:
-        mininterval: least seconds between redraws of the training bar; None = 0.5 on a terminal
-            and 30 otherwise (a CI or batch-job log gets a line every 30 s, not every step).
+        mininterval: least seconds between redraws of a bar; None = 0.5 on a terminal and 30
+            otherwise (a CI or batch-job log gets a line every 30 s, not every step).
     """
 
     TRAIN_FORMAT = "{desc}  {n:.1f}/{total:.1f} kimg |{bar}| [{elapsed}<{remaining}, {rate_inv_fmt}{postfix}]"
+    VALIDATION_FORMAT = "{desc}  {n}/{total} batches |{bar}| [{elapsed}<{remaining}]"
 
     def __init__(self, mininterval: float | None = None):
         super().__init__()
         self.mininterval = mininterval
 
-    def init_train_tqdm(self) -> Tqdm:
-        module = self.trainer.lightning_module
+    def _bar(self, **kwargs) -> Tqdm:
         file = sys.stderr
         interval = self.mininterval if self.mininterval is not None else 0.5 if file.isatty() else 30.0
-        return Tqdm(desc="train", initial=module.kimg, total=module.hparams["total_kimg"], unit="kimg",
-                    position=2 * self.process_position, disable=self.is_disabled, leave=True,
-                    dynamic_ncols=True, file=file, mininterval=interval, smoothing=0.1,
-                    bar_format=self.TRAIN_FORMAT)
+        return Tqdm(position=2 * self.process_position, disable=self.is_disabled, leave=True, dynamic_ncols=True,
+                    file=file, mininterval=interval, **kwargs)
+
+    def init_train_tqdm(self) -> Tqdm:
+        module = self.trainer.lightning_module
+        return self._bar(desc="train", initial=module.kimg, total=module.hparams["total_kimg"], unit="kimg",
+                         smoothing=0.1, bar_format=self.TRAIN_FORMAT)
+
+    def init_validation_tqdm(self) -> Tqdm:
+        return self._bar(desc="validate", total=convert_inf(self.total_val_batches), smoothing=0,
+                         bar_format=self.VALIDATION_FORMAT)
 
     def on_train_epoch_start(self, *_) -> None:
         pass  # epochs of the endless data stream mean nothing: one bar for the whole run
@@ -73,7 +83,32 @@ class KimgProgressBar(TQDMProgressBar):
         bar = self.train_progress_bar
         if not bar.disable:
             bar.set_postfix(self.get_metrics(trainer, module), refresh=False)
-            bar.update(module.kimg - bar.n)  # redraws at most every mininterval seconds
+            # The last batch may pass total_kimg; tqdm warns about a bar past its end.
+            bar.update(min(module.kimg, bar.total) - bar.n)  # redraws at most every mininterval seconds
+
+    # Lightning's bar for the sanity check (num_sanity_val_steps), ours for validation.
+    def on_validation_start(self, trainer, module) -> None:
+        if trainer.sanity_checking:
+            return super().on_validation_start(trainer, module)
+        train = self._train_progress_bar
+        if train is not None and not train.disable and trainer.state.fn == "fit":
+            train.refresh()  # its latest state, kept on its line above the validation bar
+            train.fp.write("\n")
+        self.val_progress_bar = self.init_validation_tqdm()
+
+    def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0) -> None:
+        if trainer.sanity_checking:  # otherwise the bar counts the batches of all validation loaders
+            super().on_validation_batch_start(trainer, module, batch, batch_idx, dataloader_idx)
+
+    def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if trainer.sanity_checking:
+            return super().on_validation_batch_end(trainer, module, outputs, batch, batch_idx, dataloader_idx)
+        self.val_progress_bar.update(1)  # redraws at most every mininterval seconds
+
+    def on_validation_end(self, trainer, module) -> None:
+        if trainer.sanity_checking:
+            return super().on_validation_end(trainer, module)
+        self.val_progress_bar.close()
 
     def get_metrics(self, trainer, module) -> dict[str, str]:
         """The module's progress-bar values (the G and D losses) but ``kimg``, which the bar shows."""
