@@ -1,9 +1,16 @@
-"""Running the installed ``lightning-stylegan`` command in tests: a subprocess in the repository
-that is killed (process group included) when it hangs, and the tiny quickstart options that make a
-run of a few steps take seconds."""
+"""Running the installed ``lightning-stylegan`` command in tests: a process in the repository that
+is killed (process group included) when it hangs, and the tiny quickstart options that make a run
+of a few steps take seconds.
+
+``cli`` starts each command as a child of ``cli_server.py``, a process that has imported torch and
+Lightning once (5 of the 6 s of a tiny ``fit``); ``cli(..., fresh=True)`` and ``cli_processes`` start
+the installed console script as a new interpreter."""
 from __future__ import annotations
 
+import atexit
 import contextlib
+import itertools
+import json
 import math
 import os
 import signal
@@ -11,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,10 +46,85 @@ LOSS_TAGS = {"Loss/G/loss", "Loss/D/loss", "Loss/pl_penalty", "Loss/scores/real"
 
 
 def cli(*args, timeout: float = 240, stall: float | None = None, watch: Path | None = None,
-        env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run ``lightning-stylegan *args`` in the repository. Kill its process group (DDP ranks included)
-    and fail after ``timeout`` s, or after ``stall`` s in which no file under ``watch`` changed."""
-    return cli_processes([(args, env)], timeout=timeout, stall=stall, watch=watch)[0]
+        env: dict | None = None, fresh: bool = False) -> subprocess.CompletedProcess:
+    """Run ``lightning-stylegan *args`` in the repository, forked from the fork server (``fresh``: as
+    a new interpreter). Kill its process group (DDP ranks included) and fail after ``timeout`` s, or
+    after ``stall`` s in which no file under ``watch`` changed."""
+    if fresh:
+        return cli_processes([(args, env)], timeout=timeout, stall=stall, watch=watch)[0]
+    with tempfile.TemporaryDirectory() as folder:
+        out, err = Path(folder) / "stdout", Path(folder) / "stderr"
+        run = fork_server().start([str(a) for a in args], dict(os.environ if env is None else env), out, err)
+        start = time.time()
+        while not run.done.wait(0.5):
+            now, active = time.time(), max(start, newest_mtime(watch) if watch else 0.0)
+            if now - start > timeout or (stall and now - active > stall):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(run.pid, signal.SIGKILL)
+                run.done.wait()
+                pytest.fail(f"{'hung' if now - start <= timeout else 'timed out'}: killed after {now - start:.0f} s, "
+                            f"{now - active:.0f} s without output files changing.\n`lightning-stylegan "
+                            f"{' '.join(map(str, args))}` stderr tail:\n{err.read_text()[-3000:]}")
+        return subprocess.CompletedProcess([COMMAND, *map(str, args)], run.status, out.read_text(), err.read_text())
+
+
+class ServerRun:
+    def __init__(self):
+        self.pid: int | None = None
+        self.status: int | None = None
+        self.started, self.done = threading.Event(), threading.Event()
+
+
+class ForkServer:
+    """The client of ``cli_server.py``: one server for the test session, started at the first
+    ``cli`` call; requests from several threads at once."""
+
+    def __init__(self):
+        self.process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("cli_server.py"))],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
+        self.runs: dict[int, ServerRun] = {}
+        self.lock = threading.Lock()
+        self.ids = itertools.count()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def start(self, argv: list[str], env: dict, stdout: Path, stderr: Path) -> ServerRun:
+        run, key = ServerRun(), next(self.ids)
+        with self.lock:
+            self.runs[key] = run
+            self.process.stdin.write(json.dumps({"id": key, "argv": argv, "env": env, "cwd": str(REPO),
+                                                 "stdout": str(stdout), "stderr": str(stderr)}) + "\n")
+            self.process.stdin.flush()
+        if not run.started.wait(60):
+            pytest.fail(f"the fork server did not start `lightning-stylegan {' '.join(argv)}` in 60 s")
+        return run
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            message = json.loads(line)
+            run = self.runs[message["id"]]
+            if "pid" in message:
+                run.pid = message["pid"]
+                run.started.set()
+            else:
+                run.status = message["status"]
+                run.done.set()
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+_server: ForkServer | None = None
+_server_lock = threading.Lock()
+
+
+def fork_server() -> ForkServer:
+    global _server
+    with _server_lock:
+        if _server is None or _server.process.poll() is not None:
+            _server = ForkServer()
+            atexit.register(_server.close)
+        return _server
 
 
 def cli_processes(runs: list[tuple[list, dict | None]], timeout: float = 240, stall: float | None = None,

@@ -43,10 +43,11 @@ def counters(checkpoint: Path) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory):
     """One quickstart run of 6 steps with its progress bars (in a log, not a terminal), shared
-    (read-only) by the tests below."""
+    (read-only) by the tests below: the installed console script in a new interpreter, as a user
+    starts it."""
     root = tmp_path_factory.mktemp("quickstart")
     return root, cli("fit", *TINY, "--model.total_kimg", TOTAL_KIMG, "--trainer.default_root_dir", root,
-                     "--trainer.enable_progress_bar", "true", "--data.val_images", 40)
+                     "--trainer.enable_progress_bar", "true", "--data.val_images", 40, fresh=True)
 
 
 def test_quickstart_trains_and_leaves_checkpoints_config_samples_and_scalars(quickstart):

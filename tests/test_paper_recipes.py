@@ -11,15 +11,14 @@ paper 000_2d004fc061d5976e.txt: StyleGAN v1 with IN, PN or PIN), all through the
   the regularizers run as configured, PIN logs its rho histograms. Config A also trains at 16x16
   with its 1024x1024 schedule as written (`--data.resolution` alone makes a smaller run).
 
-A CLI run takes 6-8 s, nearly all of it importing Lightning, so the module starts the runs of the
-selected tests up front, two at a time (2 cores), and each test waits for its own.
+The module starts the runs of the selected tests up front, two at a time (2 cores, one thread
+each), forked from the tests' fork server (``cli_run.cli``), and each test waits for its own.
 """
 from __future__ import annotations
 
 import math
 import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from itertools import product
 from pathlib import Path
@@ -32,10 +31,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from lightning_stylegan import registry
 
-REPO = Path(__file__).resolve().parents[1]
+from cli_run import REPO
+from cli_run import cli as cli_run
+
 RECIPE_DIR = REPO / "recipes"
-SCRIPT = Path(sys.executable).with_name("lightning-stylegan")  # installed with this interpreter
-COMMAND = str(SCRIPT) if SCRIPT.exists() else "lightning-stylegan"
 WORKERS = 2
 # One thread per run: two runs share the 2 cores instead of fighting over them.
 ENV = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -111,8 +110,7 @@ AS_WRITTEN_IMAGES = 64  # config A's own schedule at 16x16: two steps of its 32 
 
 
 def cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([COMMAND, *map(str, args)], cwd=REPO, capture_output=True, text=True,
-                          timeout=300, env=ENV)
+    return cli_run(*args, timeout=300, env=ENV)
 
 
 def recipe_model(recipe: str) -> dict:
