@@ -7,6 +7,13 @@ import pytest
 import torch
 
 from lightning_stylegan import registry
+from lightning_stylegan.dependency_noise import hide_dependency_noise
+
+
+def pytest_configure(config):
+    """The dependency warnings the command hides, hidden in every test too (installed here, before
+    pytest's per-test warning capture copies the filters)."""
+    hide_dependency_noise()
 
 
 @pytest.fixture

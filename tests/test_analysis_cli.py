@@ -5,21 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 from PIL import Image
 
+from cli_run import cli
 from metric_plugins import install_tiny_extractor
-
-SCRIPT = Path(sys.executable).with_name("lightning-stylegan")  # installed with this interpreter
-COMMAND = str(SCRIPT) if SCRIPT.exists() else "lightning-stylegan"
 
 
 def analyze(*args, env=None, check=True):
-    result = subprocess.run([COMMAND, "analyze", *map(str, args)],
-                            capture_output=True, text=True, env=env, timeout=300)
+    result = cli("analyze", *args, env=env, timeout=300)
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
     return result

@@ -29,19 +29,34 @@ def force_signs(G):
     return layers
 
 
-def explicit_counts(G, num):
-    """Eq. 1 by an explicit loop: one latent at a time (z_k = RandomState(k).randn), the original
-    topology's layers called one after the other (layer i takes ws[:, i]), counting f > 0."""
+def explicit_activations(G, num, seed=0):
+    """The activations of Eq. 1 by an explicit loop: one latent at a time (z_k = RandomState(seed + k)
+    .randn), the original topology's layers called one after the other (layer i takes ws[:, i]).
+    One tensor [num, C, H, W] per layer."""
     layers = synthesis_layers(G)
-    counts = [torch.zeros(l.channels, l.resolution, l.resolution, dtype=torch.long) for l in layers]
-    for k in range(num):
+    per_layer = [[] for _ in layers]
+    for k in range(seed, seed + num):
         z = torch.from_numpy(np.random.RandomState(k).randn(1, G.z_dim)).float()
         ws = G.mapping(z, None)
         x = G.synthesis.b4.input(None, 1)  # as G feeds it: channels_last, non-fused on the CPU
         for i, layer in enumerate(layers):
             x = layer.module(x, ws[:, i], noise_mode="const", fused_modconv=False)
-            counts[i] += (x[0] > 0).long()
-    return counts
+            per_layer[i].append(x[0])
+    return [torch.stack(maps) for maps in per_layer]
+
+
+def assert_counts_match(counts, activations, relative=1e-3):
+    """Counts of f > 0 taken in batches equal those of the one-at-a-time ``activations`` except where
+    an activation lies within ``relative`` x the layer's median |f| of 0: a convolution of another
+    batch layout sums its K <= 144 terms in another order, which moves a float32 result by at most
+    about K x 2^-24 ~ 1e-5 of the sum of the terms' magnitudes (a few times the typical |f|), and
+    only such a near-zero value can change sign. Those are few (checked), so the counts are still
+    compared neuron by neuron."""
+    for index, acts in enumerate(activations):
+        margin = relative * float(acts.abs().median())
+        expected, unsure = (acts > 0).sum(0), (acts.abs() <= margin).sum(0)
+        assert ((counts[index] - expected).abs() <= unsure).all(), index
+        assert int(unsure.sum()) <= 0.01 * acts.numel(), (index, int(unsure.sum()))
 
 
 @torch.no_grad()
@@ -49,10 +64,9 @@ def test_rates_match_an_explicit_count_loop_and_known_signs():
     G = tiny_G()
     force_signs(G)
     rates = activation_rates(G, NUM, batch=3)
-    expected = explicit_counts(G, NUM)
-    for i, counts in enumerate(expected):
-        torch.testing.assert_close(rates.counts[i], counts, rtol=0, atol=0)
-        torch.testing.assert_close(rates.rate(i), counts.double() / NUM)
+    assert_counts_match(rates.counts, explicit_activations(G, NUM))
+    for i in rates.counts:
+        torch.testing.assert_close(rates.rate(i), rates.counts[i].double() / NUM)
     assert (rates.rate(0)[0] == 1).all() and (rates.rate(0)[1] == 0).all() and (rates.rate(2)[3] == 1).all()
     rate = rates.rate(1)
     assert 0 < float(rate.mean()) < 1  # unforced layers are neither all on nor all off
@@ -78,7 +92,9 @@ def test_streaming_is_independent_of_the_batch_size_and_files_round_trip(tmp_pat
     G = tiny_G()
     one = activation_rates(G, 7, batch=7, seed=5)
     other = activation_rates(G, 7, batch=2, seed=5)
-    assert all(torch.equal(one.counts[i], other.counts[i]) for i in one.counts)
+    activations = explicit_activations(G, 7, seed=5)
+    assert_counts_match(one.counts, activations)
+    assert_counts_match(other.counts, activations)
     path = one.save(tmp_path / "rates")
     assert path.name == "rates.npz" and path.with_suffix(".json").is_file()
     loaded = ActivationRates.load(path)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from cli_run import cli
 from metric_plugins import install_tiny_extractor
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from test_train_loop import BATCH, steps, tiny_data, tiny_model
@@ -55,8 +54,7 @@ def test_an_empty_metric_list_computes_nothing(tmp_path):
 
 def run_metrics(site, *args):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run([sys.executable, "-m", "lightning_stylegan.cli", "metrics", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return cli("metrics", *args, env=env, timeout=300)
 
 
 def test_metrics_command_prints_a_table_and_writes_json_next_to_the_checkpoint(site, tmp_path):
