@@ -10,11 +10,12 @@ root of a product of two covariance matrices).
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     """FID of two Gaussians given by mean vectors [D] and covariance matrices [D, D]."""
+    import scipy.linalg  # here, not at the top: `lightning-stylegan plugins` imports the metric plugins
+
     mu1, mu2 = np.asarray(mu1, dtype=np.float64), np.asarray(mu2, dtype=np.float64)
     sigma1, sigma2 = np.asarray(sigma1, dtype=np.float64), np.asarray(sigma2, dtype=np.float64)
     d = mu1.shape[0] if mu1.ndim == 1 else -1

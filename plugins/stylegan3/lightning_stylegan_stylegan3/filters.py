@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.special
 
 
 def kaiser_attenuation(numtaps: int, width_nyquist: float) -> float:
@@ -46,6 +45,8 @@ def design_lowpass(numtaps: int, cutoff: float, width: float, fs: float, radial:
         n = np.arange(numtaps) - (numtaps - 1) / 2
         taps = 2 * cutoff / fs * np.sinc(2 * cutoff / fs * n) * window
         return taps / taps.sum()
+    import scipy.special  # here, not at the top: `lightning-stylegan plugins` imports this module
+
     x = (np.arange(numtaps) - (numtaps - 1) / 2) / fs
     r = np.hypot(*np.meshgrid(x, x))
     with np.errstate(invalid="ignore", divide="ignore"):
