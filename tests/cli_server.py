@@ -18,6 +18,7 @@ kills its children and exits.
 from __future__ import annotations
 
 import atexit
+import importlib
 import json
 import os
 import select
@@ -50,10 +51,11 @@ def run_child(request: dict) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
-        sys.path[1:1] = extra
+        sys.path[0] = os.path.dirname(SCRIPT)  # a script's folder comes first, then PYTHONPATH (not tests/)
+        sys.path[1:1] = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
         threads = request["env"].get("OMP_NUM_THREADS")
         torch.set_num_threads(int(threads) if threads else DEFAULT_THREADS)
+        importlib.invalidate_caches()
         registry.clear_cache()
         sys.argv = [SCRIPT, *request["argv"]]
         try:
