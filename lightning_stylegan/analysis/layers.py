@@ -178,7 +178,10 @@ def read_features(G: nn.Module, layers: Sequence[SynthesisLayer | int | str],
 def edit_features(G: nn.Module, layer: SynthesisLayer | int | str,
                   fn: Callable[[torch.Tensor], torch.Tensor], point: str = "output") -> Iterator[SynthesisLayer]:
     """Inside the block, ``layer``'s map at ``point`` is replaced by ``fn(map)`` (same shape) in
-    every forward of G; everything downstream sees the edited map. The hook goes on exit."""
+    every forward of G; everything downstream sees the edited map. The hook goes on exit. The edited
+    map keeps the map's memory layout (an edit such as ``masked_fill`` with a mask of another layout
+    returns NCHW for a channels_last map), so the layers downstream run the same kernels: an edit
+    that changes no value changes no image, to the last bit."""
     layer = _as_layer(G, layer)
 
     def replace(x):
@@ -186,7 +189,9 @@ def edit_features(G: nn.Module, layer: SynthesisLayer | int | str,
         if not isinstance(new, torch.Tensor) or new.shape != x.shape:
             raise ValueError(f"The edit of layer {layer.describe()} must return a tensor of shape "
                              f"{tuple(x.shape)}, got {getattr(new, 'shape', type(new).__name__)}")
-        return new.to(x.dtype)
+        layout = torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+            else torch.contiguous_format
+        return new.to(x.dtype).contiguous(memory_format=layout)
 
     handle = _hook(layer, point, replace)
     try:
