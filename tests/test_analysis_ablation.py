@@ -122,9 +122,15 @@ def test_unit_ablation(setup):
 def test_ablation_in_batches_equals_one_batch(setup):
     """What `analyze ablate --batch` does: samples are ablated independently, so batches concatenate."""
     G, rates, ws, layers = setup
-    whole = ablation.sequential_ablation(G, ws, rates, layers, rate=0.3)
+    with read_features(G, layers, "activation") as maps:  # hooked first: each layer's map before its ablation
+        whole = ablation.sequential_ablation(G, ws, rates, layers, rate=0.3)
     halves = ablation.concat([ablation.sequential_ablation(G, part, rates, layers, rate=0.3) for part in ws.split(2)])
     torch.testing.assert_close(halves.images, whole.images, rtol=0, atol=1e-5)
-    for field in ("activated", "zeroed"):
-        for index, counts in getattr(whole, field).items():
-            assert torch.equal(getattr(halves, field)[index], counts)
+    # A batch of 2 runs other convolution kernels than a batch of 3: the same sums in another order,
+    # which can flip only the sign of an activation within a few float32 ulps of 0 (counted here
+    # with a 1e-3 x median |f| margin, as test_analysis_rates.assert_counts_match derives).
+    for index, fmap in maps.items():
+        unsure = (fmap.abs() <= 1e-3 * float(fmap.abs().median())).flatten(1).sum(dim=1)
+        assert int(unsure.sum()) <= 0.01 * fmap.numel(), (index, int(unsure.sum()))
+        for field in ("activated", "zeroed"):
+            assert ((getattr(halves, field)[index] - getattr(whole, field)[index]).abs() <= unsure).all(), field
