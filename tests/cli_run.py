@@ -55,17 +55,28 @@ def cli(*args, timeout: float = 240, stall: float | None = None, watch: Path | N
     with tempfile.TemporaryDirectory() as folder:
         out, err = Path(folder) / "stdout", Path(folder) / "stderr"
         run = fork_server().start([str(a) for a in args], dict(os.environ if env is None else env), out, err)
-        start = time.time()
-        while not run.done.wait(0.5):
-            now, active = time.time(), max(start, newest_mtime(watch) if watch else 0.0)
-            if now - start > timeout or (stall and now - active > stall):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(run.pid, signal.SIGKILL)
-                run.done.wait()
-                pytest.fail(f"{'hung' if now - start <= timeout else 'timed out'}: killed after {now - start:.0f} s, "
-                            f"{now - active:.0f} s without output files changing.\n`lightning-stylegan "
-                            f"{' '.join(map(str, args))}` stderr tail:\n{err.read_text()[-3000:]}")
-        return subprocess.CompletedProcess([COMMAND, *map(str, args)], run.status, out.read_text(), err.read_text())
+        command = [COMMAND, *map(str, args)]
+
+        def kill() -> str:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run.pid, signal.SIGKILL)
+            run.done.wait()
+            return f"`{' '.join(command)}` stderr tail:\n{err.read_text()[-3000:]}"
+
+        wait_or_kill(lambda: not run.done.wait(0.5), kill, timeout, stall, watch)
+        return subprocess.CompletedProcess(command, run.status, out.read_text(), err.read_text())
+
+
+def wait_or_kill(running, kill, timeout: float, stall: float | None, watch: Path | None) -> None:
+    """Poll ``running()`` (which waits a little) until it is False; after ``timeout`` s, or ``stall``
+    s in which no file under ``watch`` changed, call ``kill()`` (-> the stderr tails) and fail."""
+    start = time.time()
+    while running():
+        now, active = time.time(), max(start, newest_mtime(watch) if watch else 0.0)
+        if now - start > timeout or (stall and now - active > stall):
+            tails = kill()
+            pytest.fail(f"{'hung' if now - start <= timeout else 'timed out'}: killed after {now - start:.0f} s, "
+                        f"{now - active:.0f} s without output files changing.\n{tails}")
 
 
 class ServerRun:
@@ -139,20 +150,22 @@ def cli_processes(runs: list[tuple[list, dict | None]], timeout: float = 240, st
         procs = [subprocess.Popen(command, cwd=REPO, stdout=out, stderr=err, text=True, env=env,
                                   start_new_session=True)
                  for command, (_args, env), (out, err) in zip(commands, runs, files)]
-        start = time.time()
-        while any(proc.poll() is None for proc in procs):
+
+        def running() -> bool:
             time.sleep(0.5)
-            now, active = time.time(), max(start, newest_mtime(watch) if watch else 0.0)
-            if now - start > timeout or (stall and now - active > stall):
-                tails = []
-                for proc, command, (_out, err) in zip(procs, commands, files):
-                    if proc.poll() is None:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                        proc.wait()
-                    err.seek(0)
-                    tails.append(f"`{' '.join(command)}` stderr tail:\n{err.read()[-3000:]}")
-                pytest.fail(f"{'hung' if now - start <= timeout else 'timed out'}: killed after {now - start:.0f} s, "
-                            f"{now - active:.0f} s without output files changing.\n" + "\n".join(tails))
+            return any(proc.poll() is None for proc in procs)
+
+        def kill() -> str:
+            tails = []
+            for proc, command, (_out, err) in zip(procs, commands, files):
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                err.seek(0)
+                tails.append(f"`{' '.join(command)}` stderr tail:\n{err.read()[-3000:]}")
+            return "\n".join(tails)
+
+        wait_or_kill(running, kill, timeout, stall, watch)
         results = []
         for proc, command, (out, err) in zip(procs, commands, files):
             out.seek(0)

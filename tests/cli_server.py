@@ -60,9 +60,9 @@ def run_child(request: dict) -> None:
         sys.argv = [SCRIPT, *request["argv"]]
         try:
             status = lightning_stylegan.cli.main(request["argv"])
-        except SystemExit as exit_:
-            status = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-            if exit_.code is not None and not isinstance(exit_.code, int):
+        except SystemExit as exit_:  # as the interpreter treats it: None is 0, a message is printed and 1
+            status = exit_.code if isinstance(exit_.code, int) or exit_.code is None else 1
+            if status == 1 and not isinstance(exit_.code, int):
                 print(exit_.code, file=sys.stderr)
         except BaseException:
             traceback.print_exc()

@@ -97,7 +97,8 @@ class KimgProgressBar(TQDMProgressBar):
         self.val_progress_bar = self.init_validation_tqdm()
 
     def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0) -> None:
-        if trainer.sanity_checking:  # otherwise the bar counts the batches of all validation loaders
+        # Lightning's resets the bar for each validation loader; ours counts all their batches.
+        if trainer.sanity_checking:
             super().on_validation_batch_start(trainer, module, batch, batch_idx, dataloader_idx)
 
     def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0) -> None:

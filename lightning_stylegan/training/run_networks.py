@@ -48,9 +48,10 @@ def network_hparams(resolution: int, channels: int, label_dim: int = 0,
 def initial_networks(hparams: dict) -> RunNetworks:
     """New G, D and G_ema of these hyper-parameters (drawn from torch's generator in that order;
     G_ema a copy of G, in eval mode, without gradients)."""
-    G = Generator(**generator_kwargs(hparams))
+    g_kwargs = generator_kwargs(hparams)
+    G = Generator(**g_kwargs)
     D = build_discriminator(**discriminator_kwargs(hparams))
-    G_ema = Generator(**generator_kwargs(hparams)).eval()
+    G_ema = Generator(**g_kwargs).eval()
     G_ema.load_state_dict(G.state_dict())
     G_ema.requires_grad_(False)
     return RunNetworks(G, D, G_ema)
