@@ -24,11 +24,18 @@ def discriminator_loss(real_logits: torch.Tensor | None, fake_logits: torch.Tens
     return loss
 
 
-def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
+def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor, upscale: int = 1) -> torch.Tensor:
     """R1 (Mescheder et al. 2018): ``||grad_x D(x)||^2`` per real sample; the graph is kept so the
-    penalty can be minimized (double backward). ``real_images`` must require grad."""
+    penalty can be minimized (double backward). ``real_images`` must require grad.
+
+    ``upscale`` f > 1 takes the gradient where NVlabs' TF StyleGAN and StyleGAN2 take it while the
+    networks grow: the reals of a stage of resolution r are up-scaled with nearest neighbours to
+    the final R = f r (``training_loop.process_reals``) and D box-averages its input back down
+    (``downscale2d``), so D sees the same r-pixel image. The gradient with respect to the R-pixel
+    reals is then the r-pixel one spread over the f^2 copies of each pixel and divided by f^2, and
+    its squared norm is ``||grad_x D(x)||^2 / f^2`` (exact: f^2 is a power of two)."""
     (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
-    return grad.square().sum(dim=[1, 2, 3])
+    return grad.square().sum(dim=[1, 2, 3]) / upscale ** 2
 
 
 def path_lengths(images: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:

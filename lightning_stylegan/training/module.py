@@ -259,14 +259,14 @@ class StyleGAN2(pl.LightningModule):
         if ada is not None:
             ada.record(real_logits)
         if r1_now:
-            loss_d = loss_d + self._r1_loss(r1, real_logits, real_in)
+            loss_d = loss_d + self._r1_loss(r1, real_logits, real_in, stage)
         self._optimize(opt_d, self.D, loss_d)
         if r1 is not None and r1.lazy and r1.due(self.counters["d_steps"]):
             real_in = real.detach().requires_grad_(True)
             real_logits = self.D(self.augment(real_in), real_c, alpha=stage.alpha)
             if ada is not None:  # NVlabs counts the D reg pass's signs too
                 ada.record(real_logits)
-            loss = self._r1_loss(r1, real_logits, real_in) * r1.loss_scale
+            loss = self._r1_loss(r1, real_logits, real_in, stage) * r1.loss_scale
             self._optimize(opt_d, self.D, loss + real_logits.mean() * 0)
             self.counters["d_reg_steps"] += 1
         self.untoggle_optimizer(opt_d)
@@ -400,8 +400,11 @@ class StyleGAN2(pl.LightningModule):
         self._record({"Loss/pl_penalty": penalty.mean(), "Loss/G/reg": loss})
         return loss
 
-    def _r1_loss(self, r1: R1, real_logits: torch.Tensor, real_in: torch.Tensor) -> torch.Tensor:
-        penalty = r1_penalty(real_logits, real_in)
+    def _r1_loss(self, r1: R1, real_logits: torch.Tensor, real_in: torch.Tensor, stage) -> torch.Tensor:
+        """R1 of the reals at the growth stage, taken at the final resolution as NVlabs' TF training
+        loops take it (``losses.r1_penalty``'s ``upscale``): at stage r of R the stage's squared
+        gradient norm / (R / r)^2; the same penalty once the final resolution fades in."""
+        penalty = r1_penalty(real_logits, real_in, upscale=self.hparams["resolution"] // stage.resolution)
         loss = r1.loss(penalty).mean()
         self._record({"Loss/r1_penalty": penalty.mean(), "Loss/D/reg": loss})
         return loss
