@@ -6,10 +6,13 @@ StyleGAN2 config E/F, parameter for parameter the layout of NVlabs' stylegan2-ad
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
 from . import registry
+from .errors import ConfigError
 from .plugin_options import bind_options
 from .nn.mapping import MappingNetwork
 
@@ -33,6 +36,16 @@ def check_synthesis_options(topology: str, options: dict | None) -> dict:
                         label=f"the generator plugin {topology!r}", given=SYNTHESIS_ARGUMENTS)
 
 
+def topology_default(group: str, topology: str, option: str):
+    """The default of ``option`` in the constructor of the ``generator`` or ``discriminator``
+    plugin ``topology``: what a recipe that leaves the option null gets (``channel_base``)."""
+    parameter = inspect.signature(registry.load(group, topology)).parameters.get(option)
+    if parameter is None or parameter.default is parameter.empty:
+        raise ConfigError(f"The {group} plugin {topology!r} has no default {option}; set "
+                          f"model.{group}.{option} in the recipe.")
+    return parameter.default
+
+
 class Generator(nn.Module):
     """z [N, z_dim] (+ labels c [N, c_dim]) -> images [N, img_channels, R, R] in about [-1, 1].
 
@@ -47,10 +60,12 @@ class Generator(nn.Module):
     def __init__(self, img_resolution: int = 256, img_channels: int = 3, z_dim: int = 512,
                  w_dim: int = 512, c_dim: int = 0, topology: str = "skip", normalization: str = "demod",
                  mapping_layers: int = 8, mapping_lr_multiplier: float = 0.01, w_avg_beta: float = 0.995,
-                 channel_base: int = 32768, channel_max: int = 512, use_noise: bool = True,
+                 channel_base: int | None = None, channel_max: int = 512, use_noise: bool = True,
                  conv_clamp: float | None = None, progressive: bool = False,
                  synthesis_options: dict | None = None):
         super().__init__()
+        if channel_base is None:
+            channel_base = topology_default("generator", topology, "channel_base")
         _check_image_format(img_resolution, img_channels)
         synthesis_options = dict(synthesis_options or {})
         self.init_kwargs = dict(img_resolution=img_resolution, img_channels=img_channels, z_dim=z_dim,
@@ -109,4 +124,6 @@ def build_discriminator(topology: str = "residual", img_resolution: int = 256, i
     ``channel_max``, ``mbstd_group_size``, ...; see ``lightning_stylegan.discriminators.base``).
     """
     _check_image_format(img_resolution, img_channels)
+    if kwargs.get("channel_base", 0) is None:
+        kwargs["channel_base"] = topology_default("discriminator", topology, "channel_base")
     return registry.load("discriminator", topology)(img_resolution, img_channels, **kwargs)

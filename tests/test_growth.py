@@ -191,3 +191,9 @@ def test_reset_optimizer_clears_adams_state_as_new_layers_come_in(tmp_path, rese
     g_opt, d_opt = model.trainer.optimizers
     assert int(g_opt.state[model.G.mapping.fc0.weight]["step"]) == adam_steps
     assert int(d_opt.state[model.D.b8.conv0.weight]["step"]) == adam_steps  # b8: used at every stage
+
+
+def test_progressive_resets_adam_by_default_as_the_tf_training_loops():
+    """NVlabs' TF StyleGAN and StyleGAN2 ``reset_opt_for_new_lod`` is True."""
+    assert schedule(64).reset_optimizer and not schedule(64, reset_optimizer=False).reset_optimizer
+    assert not registry.load("growth", "none")(64).reset_optimizer

@@ -16,6 +16,7 @@ from lightning_stylegan.errors import ConfigError
 from lightning_stylegan.networks import Generator, build_discriminator
 from lightning_stylegan.nn.norms import apply_constraints
 from lightning_stylegan.nn.stylegan1_ops import conv2d_downscale2d, upscale2d_conv2d
+from lightning_stylegan.training.run_networks import initial_networks, network_hparams
 
 NORMALIZATIONS = ["adain", "pixel", "pin"]
 RTOL = 1e-5
@@ -186,3 +187,16 @@ def test_gradients_and_r1_double_backward_flow_through_g_and_d():
     (grad,) = torch.autograd.grad(D(real, c).sum(), real, create_graph=True)
     grad.square().sum().backward()
     assert D.b16.conv1.weight.grad is not None and torch.isfinite(D.b16.conv1.weight.grad).all()
+
+
+def test_a_stylegan1_topology_named_alone_has_v1s_widths():
+    """TF StyleGAN's fmap_base 8192 (nf(stage) = fmap_base / 2^stage) is channel_base 16384 here; the
+    other topologies keep NVlabs' cbase 32768. The run's hyper-parameters hold the resolved number."""
+    hparams = network_hparams(64, 3, generator={"topology": "stylegan1", "normalization": "adain"},
+                              discriminator={"topology": "stylegan1"}, growth="progressive")
+    assert hparams["generator"]["channel_base"] == hparams["discriminator"]["channel_base"] == 16384
+    G, D, _ = initial_networks(hparams)
+    assert G.synthesis.b64.conv1.weight.shape[0] == 16384 // 64 == D.b64.conv0.weight.shape[0]
+    others = network_hparams(64, 3)
+    assert others["generator"]["channel_base"] == others["discriminator"]["channel_base"] == 32768
+    assert Generator(img_resolution=64, topology="stylegan1", normalization="adain").init_kwargs["channel_base"] == 16384

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lightning_stylegan.data.datamodule import ImageDataModule
+from lightning_stylegan.errors import ConfigError
 from lightning_stylegan.training.module import StyleGAN2
 from lightning_stylegan.training.options import DiscriminatorOptions, GeneratorOptions
 from lightning_stylegan.training.regularizers import PathLength, R1
@@ -165,6 +166,25 @@ def test_non_lazy_path_length_has_its_own_pass_on_the_shrunk_batch(tmp_path, mon
     trainer(tmp_path, R1(gamma=0.0), PathLength(interval=1, batch_shrink=2)).fit(tiny_model(total_kimg=steps(3)),
                                                                                  tiny_data())
     assert sizes == [BATCH // 2] * 3
+
+
+@pytest.mark.parametrize("rule", ["dataset", "reals"])
+def test_the_fakes_of_ds_step_take_the_real_minibatchs_labels_under_the_tf_rule(tmp_path, rule):
+    """``d_fake_labels``: NVlabs' TF D loss feeds G the real minibatch's labels; stylegan2-ada-pytorch
+    draws them from the dataset. D's calls per step: G main (fake), D main (fake, then real)."""
+    data = ImageDataModule(resolution=8, channels=1, batch_size=BATCH, max_images=64, val_images=0, use_labels=True)
+    model = tiny_model(total_kimg=steps(6), label_dim=data.label_dim, d_fake_labels=rule)
+    labels = []
+    model.D.register_forward_pre_hook(lambda module, args, kwargs: labels.append(args[1].clone()), with_kwargs=True)
+    trainer(tmp_path, R1(gamma=0.0), PathLength(weight=0)).fit(model, data)
+    assert len(labels) == 6 * 3
+    same = [torch.equal(labels[3 * step + 1], labels[3 * step + 2]) for step in range(6)]
+    assert all(same) if rule == "reals" else not any(same)
+
+
+def test_an_unknown_fake_label_rule_names_both_rules():
+    with pytest.raises(ConfigError, match="'dataset'.*'reals'"):
+        tiny_model(d_fake_labels="batch")
 
 
 def test_generator_labels_are_drawn_from_the_training_set(tmp_path):

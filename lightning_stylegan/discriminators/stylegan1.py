@@ -74,7 +74,7 @@ class Stylegan1Discriminator(Discriminator):
 
     api_version = 1
 
-    def __init__(self, img_resolution: int, img_channels: int, c_dim: int = 0, channel_base: int = 32768,
+    def __init__(self, img_resolution: int, img_channels: int, c_dim: int = 0, channel_base: int = 16384,
                  channel_max: int = 512, mbstd_group_size: int | None = 4, mbstd_num_channels: int = 1,
                  mapping_layers: int = 8, conv_clamp: float | None = None, progressive: bool = False,
                  resample_filter: Sequence[float] | None = BLUR_FILTER, fused_scale: bool | str = "auto"):

@@ -19,7 +19,7 @@ Convs keep v1's parametrization: weights ~ N(0, 1) scaled at run time by ``sqrt(
 Progressive fades up-scale the lower-resolution image with nearest neighbours, and the reals are
 box-down-scaled (``upsample_image`` / ``downsample_image``), as v1's ``structure='linear'`` and its
 training loop do. Feature maps: ``min(channel_base // r, channel_max)`` (v1's ``fmap_base`` is
-``channel_base / 2``). The mapping network is v1's (``nn/tf_mapping.py``: labels concatenated with z
+``channel_base / 2``, so the default 16384 is v1's 8192). The mapping network is v1's (``nn/tf_mapping.py``: labels concatenated with z
 before one normalization, the lrelu gain inside the weight scale).
 """
 from __future__ import annotations
@@ -145,7 +145,7 @@ class Stylegan1Synthesis(SynthesisNetwork):
     mapping_class = Stylegan1Mapping
 
     def __init__(self, w_dim: int, img_resolution: int, img_channels: int, normalization,
-                 channel_base: int = 32768, channel_max: int = 512, use_noise: bool = True,
+                 channel_base: int = 16384, channel_max: int = 512, use_noise: bool = True,
                  resample_filter: Sequence[float] | None = BLUR_FILTER, conv_clamp: float | None = None,
                  progressive: bool = False, fused_scale: bool | str = "auto"):
         if not callable(getattr(normalization, "make_normalizer", None)):

@@ -7,9 +7,10 @@ Timeline in thousands of images: ``phase_kimg`` at ``start_resolution``, then fo
 the final resolution from then on. The state is a pure function of kimg, so a run resumed mid
 fade-in continues at the same resolution and alpha.
 
-``reset_optimizer`` clears G's and D's Adam moments whenever new layers come in, as NVlabs' TF
-StyleGAN and StyleGAN2 training loops do (``reset_opt_for_new_lod``, on in both): when floor(lod) or
-ceil(lod) changes, i.e. as a fade-in starts and as it ends (``GrowthSchedule.lod``).
+``reset_optimizer`` (on by default, as NVlabs' TF StyleGAN and StyleGAN2 training loops have it:
+``reset_opt_for_new_lod``) clears G's and D's Adam moments whenever new layers come in: when
+floor(lod) or ceil(lod) changes, i.e. as a fade-in starts and as it ends (``GrowthSchedule.lod``).
+Off keeps the moments across stages.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class ProgressiveGrowing(GrowthSchedule):
 
     def __init__(self, final_resolution: int, start_resolution: int = 8, phase_kimg: float = 600.0,
                  fade_kimg: float = 600.0, lr_scale: dict | None = None, batch_size: dict | None = None,
-                 reset_optimizer: bool = False):
+                 reset_optimizer: bool = True):
         super().__init__(final_resolution)
         self.reset_optimizer = reset_optimizer
         if start_resolution < 8 or start_resolution > final_resolution or start_resolution & (start_resolution - 1):

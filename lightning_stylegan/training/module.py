@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from typing import Literal
 
 import lightning.pytorch as pl
 import torch
@@ -69,6 +70,11 @@ class StyleGAN2(pl.LightningModule):
             ``ada`` callback tunes p of an adaptive plugin (``--ada.target``, null = fixed p).
         freeze_d: Freeze-D (Mo et al. 2020, NVlabs' ``--freezed``): D's first N layers from the
             input get no updates.
+        d_fake_labels: the labels of the fakes in D's step of a conditional run. ``dataset``: drawn
+            from the training set's labels, as in every other phase (NVlabs' stylegan2-ada-pytorch);
+            ``reals``: the real minibatch's own labels (NVlabs' TF StyleGAN and StyleGAN2,
+            ``D_logistic_simplegp`` / ``D_logistic_r1``; the recipes of configs A-F, Table 2 and
+            PIN). G's own step draws from the training set under either rule.
     """
 
     def __init__(self, resolution: int = 256, channels: int = 3, label_dim: int = 0,
@@ -78,8 +84,11 @@ class StyleGAN2(pl.LightningModule):
                  ema_rampup: float | None = 0.05, total_kimg: float = 25000, seed: int = 0,
                  max_nonfinite_steps: int = 100, growth: str = "none", growth_options: dict | None = None,
                  init_from: str | None = None, augment: str = "none", augment_options: dict | None = None,
-                 freeze_d: int = 0):
+                 freeze_d: int = 0, d_fake_labels: Literal["dataset", "reals"] = "dataset"):
         super().__init__()
+        if d_fake_labels not in ("dataset", "reals"):
+            raise ConfigError(f"model.d_fake_labels must be 'dataset' (stylegan2-ada-pytorch) or 'reals' "
+                              f"(NVlabs' TF code), got {d_fake_labels!r}")
         networks = network_hparams(resolution, channels, label_dim, generator, discriminator, growth, growth_options)
         growth_label, augment_label = f"the growth plugin {growth!r}", f"the augmentation plugin {augment!r}"
         augment_class = registry.load("augmentation", augment)
@@ -89,7 +98,8 @@ class StyleGAN2(pl.LightningModule):
             "g_lr": g_lr, "d_lr": d_lr, "betas": list(betas), "eps": eps, "style_mixing_prob": style_mixing_prob,
             "ema_kimg": ema_kimg, "ema_rampup": ema_rampup, "total_kimg": total_kimg, "seed": seed,
             "max_nonfinite_steps": max_nonfinite_steps, "init_from": init_from, "augment": augment,
-            "augment_options": augment_options, "freeze_d": freeze_d})
+            "augment_options": augment_options, "freeze_d": freeze_d,
+            "d_fake_labels": d_fake_labels})
         self.automatic_optimization = False
         self.growth = _construct(registry.load("growth", growth), networks["growth_options"], "model.growth_options",
                                  growth_label, resolution)
@@ -246,7 +256,7 @@ class StyleGAN2(pl.LightningModule):
 
         # D main (+ R1 when not lazy): minimize logits for generated images, maximize for reals.
         self.toggle_optimizer(opt_d)
-        z, gen_c = self._latents(batch_size, real_c)
+        z, gen_c = self._latents(batch_size, real_c, reals_labels=self.hparams["d_fake_labels"] == "reals")
         with torch.no_grad():
             fake, _ = self._generate(z, gen_c, stage, update_emas=True)
         fake_logits = self.D(self.augment(fake), gen_c, alpha=stage.alpha)
@@ -363,13 +373,15 @@ class StyleGAN2(pl.LightningModule):
             for optimizer in optimizers:
                 optimizer.optimizer.state.clear()
 
-    def _latents(self, count: int, real_c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _latents(self, count: int, real_c: torch.Tensor | None,
+                 reals_labels: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """z ~ N(0, I) and, for a conditional G, labels drawn at random from the training set's labels
         (NVlabs draws each phase's from the dataset, so G sees the label distribution of the data);
-        without a data module that holds labels, from the batch's real labels."""
+        without a data module that holds labels, from the batch's real labels. ``reals_labels``:
+        the batch's own labels (``d_fake_labels: reals``)."""
         z = torch.randn(count, self.G.z_dim, device=self.device)
-        if real_c is None:
-            return z, None
+        if real_c is None or reals_labels:
+            return z, real_c
         table = self._label_table if self._label_table is not None else real_c
         return z, table[torch.randint(len(table), (count,), device=table.device)]
 

@@ -22,7 +22,9 @@ class GeneratorOptions:
         mapping_layers: fully connected layers of the mapping network (8 in the papers).
         mapping_lr_multiplier: learning-rate multiplier of the mapping network (0.01 in the papers).
         w_avg_beta: decay of the tracked average of w used for truncation.
-        channel_base: feature maps at resolution r are ``min(channel_base // r, channel_max)``.
+        channel_base: feature maps at resolution r are ``min(channel_base // r, channel_max)``;
+            null = the topology's own default: 32768 (NVlabs' stylegan2-ada-pytorch ``cbase``),
+            16384 for ``stylegan1`` (StyleGAN v1's ``fmap_base`` 8192).
         channel_max: the most feature maps of any layer.
         use_noise: per-pixel noise inputs.
         conv_clamp: clamp conv outputs to +-this value (256 in NVlabs' mixed-precision configs), None = off.
@@ -37,7 +39,7 @@ class GeneratorOptions:
     mapping_layers: int = 8
     mapping_lr_multiplier: float = 0.01
     w_avg_beta: float = 0.995
-    channel_base: int = 32768
+    channel_base: int | None = None
     channel_max: int = 512
     use_noise: bool = True
     conv_clamp: float | None = None
@@ -51,7 +53,8 @@ class DiscriminatorOptions:
     Args:
         topology: discriminator plugin name (``original``, ``skip``, ``residual``, ``revised``,
             ``stylegan1``, or an installed plugin).
-        channel_base: feature maps at resolution r are ``min(channel_base // r, channel_max)``.
+        channel_base: feature maps at resolution r are ``min(channel_base // r, channel_max)``;
+            null = the topology's own default: 32768, 16384 for ``stylegan1`` (v1's ``fmap_base`` 8192).
         channel_max: the most feature maps of any layer.
         mbstd_group_size: samples per minibatch-stddev group (must divide the batch), None = whole batch.
         mbstd_num_channels: feature maps the minibatch-stddev layer appends, 0 = off.
@@ -60,7 +63,7 @@ class DiscriminatorOptions:
     """
 
     topology: str = "residual"
-    channel_base: int = 32768
+    channel_base: int | None = None
     channel_max: int = 512
     mbstd_group_size: int | None = 4
     mbstd_num_channels: int = 1

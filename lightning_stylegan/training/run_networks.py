@@ -15,7 +15,7 @@ from torch import nn
 from .. import registry
 from ..errors import ConfigError
 from ..network_files import discriminator_kwargs, generator_kwargs
-from ..networks import Generator, build_discriminator, check_synthesis_options
+from ..networks import Generator, build_discriminator, check_synthesis_options, topology_default
 from ..plugin_options import bind_options
 from .options import DiscriminatorOptions, GeneratorOptions
 
@@ -36,8 +36,11 @@ def network_hparams(resolution: int, channels: int, label_dim: int = 0,
     is one that ``network_files.load_networks`` rebuilds."""
     generator = as_options(GeneratorOptions, generator)
     generator = replace(generator, synthesis_options=check_synthesis_options(generator.topology,
-                                                                              generator.synthesis_options))
+                                                                              generator.synthesis_options),
+                        channel_base=_or_default(generator.channel_base, "generator", generator.topology))
     discriminator = as_options(DiscriminatorOptions, discriminator)
+    discriminator = replace(discriminator, channel_base=_or_default(discriminator.channel_base, "discriminator",
+                                                                    discriminator.topology))
     growth_options = bind_options(registry.load("growth", growth), growth_options, key="model.growth_options",
                                   label=f"the growth plugin {growth!r}", given=("final_resolution",))
     return {"resolution": resolution, "channels": channels, "label_dim": label_dim,
@@ -55,6 +58,12 @@ def initial_networks(hparams: dict) -> RunNetworks:
     G_ema.load_state_dict(G.state_dict())
     G_ema.requires_grad_(False)
     return RunNetworks(G, D, G_ema)
+
+
+def _or_default(channel_base: int | None, group: str, topology: str) -> int:
+    """A recipe's channel_base, or the topology's default when it leaves it null: the hyper-parameters
+    keep the number, so a later change of a default never changes a saved run's networks."""
+    return topology_default(group, topology, "channel_base") if channel_base is None else channel_base
 
 
 def as_options(kind: type, value):
