@@ -57,7 +57,8 @@ class StyleGAN2(pl.LightningModule):
         max_nonfinite_steps: stop with an error after this many consecutive steps with non-finite losses.
         growth: growth plugin name: ``none`` (fixed resolution) or ``progressive`` (configs A-D).
         growth_options: keyword options of the growth plugin (e.g. ``phase_kimg``, ``fade_kimg``,
-            ``lr_scale`` and ``batch_size`` per resolution for ``progressive``).
+            ``lr_scale`` and ``batch_size`` per resolution for ``progressive``, and its
+            ``reset_optimizer``, true by default as NVlabs' TF ``reset_opt_for_new_lod``).
         init_from: start a new run from the G, D and G_ema weights of this checkpoint (one of ours,
             or one written by ``lightning-stylegan convert``): transfer learning. The recipe's
             network options must build the same networks. Counters and optimizers start fresh;
