@@ -5,7 +5,7 @@
 * ``lightning-stylegan fit|validate --config recipes/<recipe>.yaml [--ckpt_path last]``:
   LightningCLI over ``training.module.StyleGAN2`` and ``data.datamodule.ImageDataModule``, with the
   regularizer, augmentation-controller, sample-grid, checkpoint and metrics callbacks as top-level
-  groups ``r1``, ``path_length``, ``ada``, ``samples``, ``checkpoints`` and ``metrics``.
+  groups ``r1``, ``r2``, ``path_length``, ``ada``, ``samples``, ``checkpoints`` and ``metrics``.
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def _lightning_cli(argv: list[str]) -> None:
     from .training.module import StyleGAN2
     from .training.progress import KimgProgressBar, Ticks
     from .training.ada import AdaController
-    from .training.regularizers import PathLength, R1
+    from .training.regularizers import R1, R2, PathLength
     from .training.snapshots import KimgCheckpoint, SampleGrid
 
     class StyleGANCLI(LightningCLI):
@@ -83,6 +83,7 @@ def _lightning_cli(argv: list[str]) -> None:
 
         def add_arguments_to_parser(self, parser) -> None:
             parser.add_lightning_class_args(R1, "r1")
+            parser.add_lightning_class_args(R2, "r2")
             parser.add_lightning_class_args(PathLength, "path_length")
             parser.add_lightning_class_args(AdaController, "ada")
             parser.add_lightning_class_args(SampleGrid, "samples")

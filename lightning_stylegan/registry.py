@@ -26,6 +26,7 @@ GROUPS = {
     "generator": "lightning_stylegan.generators",
     "discriminator": "lightning_stylegan.discriminators",
     "growth": "lightning_stylegan.growth",
+    "loss": "lightning_stylegan.losses",
     "feature_extractor": "lightning_stylegan.feature_extractors",
     "augmentation": "lightning_stylegan.augmentations",
     "converter": "lightning_stylegan.converters",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from lightning_stylegan.training.losses import path_lengths, r1_penalty
+from lightning_stylegan.training.penalties import gradient_penalty, path_lengths
 from tiny_networks import tiny_module
 
 
@@ -24,7 +24,7 @@ def _r1(module, reals: torch.Tensor, bf16: bool):
     module.D.zero_grad(set_to_none=True)
     real_in = reals.clone().requires_grad_(True)
     with _autocast(bf16):
-        penalty = r1_penalty(module.D(real_in), real_in)
+        penalty = gradient_penalty(module.D(real_in), real_in)
     penalty.float().mean().backward()
     grads = torch.cat([p.grad.flatten() for p in module.D.parameters() if p.grad is not None])
     return penalty.detach().float(), grads

@@ -10,8 +10,7 @@ import torch
 
 from lightning_stylegan.networks import Generator
 from lightning_stylegan.training.ema import ema_beta, update_ema
-from lightning_stylegan.training.losses import (discriminator_loss, gamma_pl, generator_loss,
-                                                path_lengths, r1_penalty)
+from lightning_stylegan.training.penalties import gamma_pl, gradient_penalty, path_lengths
 from lightning_stylegan.training.regularizers import PathLength, R1
 
 
@@ -20,17 +19,17 @@ def test_r1_of_a_quadratic_discriminator_is_the_squared_image_norm():
     gradient is x, so the penalty is ||x||^2 per sample; for D(x) = <a, x> it is ||a||^2."""
     x = torch.randn(5, 3, 4, 4, dtype=torch.float64, requires_grad=True)
     logits = 0.5 * x.square().sum(dim=[1, 2, 3])
-    assert torch.allclose(r1_penalty(logits, x), x.detach().square().sum(dim=[1, 2, 3]))
+    assert torch.allclose(gradient_penalty(logits, x), x.detach().square().sum(dim=[1, 2, 3]))
     a = torch.randn(3, 4, 4, dtype=torch.float64)
     linear = (x * a).sum(dim=[1, 2, 3])
-    assert torch.allclose(r1_penalty(linear, x), a.square().sum().expand(5))
-    assert torch.allclose(R1(gamma=10.0).loss(torch.tensor([2.0])), torch.tensor([10.0]))  # gamma / 2
+    assert torch.allclose(gradient_penalty(linear, x), a.square().sum().expand(5))
+    assert torch.allclose(R1(gamma=10.0).loss(torch.tensor([2.0]), images_seen=0), torch.tensor([10.0]))  # gamma / 2
 
 
 def test_r1_penalty_is_differentiable_for_its_minimization():
     w = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
     x = torch.randn(4, 1, 2, 2, dtype=torch.float64, requires_grad=True)
-    penalty = r1_penalty((w * x.square()).sum(dim=[1, 2, 3]), x)  # grad = 2 w x, penalty 4 w^2 |x|^2
+    penalty = gradient_penalty((w * x.square()).sum(dim=[1, 2, 3]), x)  # grad = 2 w x, penalty 4 w^2 |x|^2
     (dw,) = torch.autograd.grad(penalty.sum(), w)
     assert torch.allclose(dw, 8 * w.detach() * x.detach().square().sum())
 
@@ -111,13 +110,6 @@ def test_lazy_regularization_adjustment(interval, c):
     # config C (lazy R1, no path length, G_reg_interval 4) still runs at lr x 4/5 and betas ** 4/5.
     assert R1(gamma=0.0, interval=interval).adam_ratio == pytest.approx(c)
     assert PathLength(weight=0, interval=interval).adam_ratio == pytest.approx(c)
-
-
-def test_gan_losses_are_the_logistic_losses():
-    logits = torch.tensor([-2.0, 0.0, 3.0])
-    assert torch.allclose(generator_loss(logits), -torch.log(torch.sigmoid(logits)))
-    assert torch.allclose(discriminator_loss(logits, None), -torch.log(torch.sigmoid(logits)))
-    assert torch.allclose(discriminator_loss(None, logits), -torch.log(1 - torch.sigmoid(logits)))
 
 
 def test_ema_half_life_and_rampup():

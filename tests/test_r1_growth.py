@@ -5,7 +5,7 @@ neighbours to the final R, and D box-averages that R-pixel input back down at ev
 it; R1 is ``||grad||^2`` with respect to the R-pixel reals (Mescheder et al. 2018, R1;
 002_0a18e98dc55024d1.txt Appendix B, configs A-D).
 
-Our D reads the r-pixel reals; ``r1_penalty(..., upscale=R / r)`` must equal TF's penalty. The
+Our D reads the r-pixel reals; ``gradient_penalty(..., upscale=R / r)`` must equal TF's penalty. The
 two computations differ only in the order of float64 sums, hence the 1e-10 relative tolerance.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from lightning_stylegan.networks import build_discriminator
-from lightning_stylegan.training.losses import r1_penalty
+from lightning_stylegan.training.penalties import gradient_penalty
 from lightning_stylegan.training.module import StyleGAN2
 from lightning_stylegan.training.options import DiscriminatorOptions, GeneratorOptions
 from lightning_stylegan.training.regularizers import R1
@@ -75,11 +75,11 @@ def test_r1_equals_tf_with_the_reals_upscaled_and_d_box_averaging_them(topology,
     expected = tf_r1(lambda full: tf_discriminator(D, full, resolution, alpha, c), nearest_up(x, factor))
 
     x_in = x.clone().requires_grad_(True)
-    ours = r1_penalty(D(x_in, c, alpha=alpha), x_in, upscale=factor)
+    ours = gradient_penalty(D(x_in, c, alpha=alpha), x_in, upscale=factor)
     torch.testing.assert_close(ours, expected, rtol=1e-10, atol=0)
     # Without the upscale the penalty is (R / r)^2 = 16x TF's at 8 px and 4x at 16 px (the old bug).
     x_in = x.clone().requires_grad_(True)
-    torch.testing.assert_close(r1_penalty(D(x_in, c, alpha=alpha), x_in), expected * factor ** 2,
+    torch.testing.assert_close(gradient_penalty(D(x_in, c, alpha=alpha), x_in), expected * factor ** 2,
                                rtol=1e-10, atol=0)
 
 
@@ -94,7 +94,7 @@ def test_every_progressive_topology_takes_r1_in_the_full_resolution_space(topolo
     factor = R // resolution
     expected = tf_r1(lambda full: D(box_down(full, factor), alpha=alpha), nearest_up(x, factor))
     x_in = x.clone().requires_grad_(True)
-    torch.testing.assert_close(r1_penalty(D(x_in, alpha=alpha), x_in, upscale=factor), expected,
+    torch.testing.assert_close(gradient_penalty(D(x_in, alpha=alpha), x_in, upscale=factor), expected,
                                rtol=1e-10, atol=0)
 
 
@@ -111,7 +111,7 @@ def tf_process_reals(reals: torch.Tensor, resolution: int, alpha: float) -> torc
 @pytest.mark.parametrize("kimg, resolution, alpha", [(0.5, 8, 1.0), (1.3, 16, 0.3), (3.5, 32, 0.5)])
 @pytest.mark.parametrize("topology", BOX_TOPOLOGIES)
 def test_the_training_steps_r1_loss_is_tfs_from_the_full_resolution_reals(topology, kimg, resolution, alpha):
-    """The module's own path (``_reals_at``, D, ``_r1_loss``) from a batch of R-pixel reals, against
+    """The module's own path (``_reals_at``, D, ``_penalties_loss``) from a batch of R-pixel reals, against
     TF's pipeline end to end: gamma / 2 x the mean of TF's penalty."""
     torch.manual_seed(0)
     normalization = "adain" if topology == "stylegan1" else "demod"
@@ -128,6 +128,6 @@ def test_the_training_steps_r1_loss_is_tfs_from_the_full_resolution_reals(topolo
                      tf_process_reals(reals, resolution, stage.alpha))
 
     real_in = module._reals_at(reals, stage).requires_grad_(True)
-    loss = module._r1_loss(R1(gamma=2.0), module.D(real_in, alpha=stage.alpha), real_in, stage)
+    loss = module._penalties_loss([(R1(gamma=2.0), module.D(real_in, alpha=stage.alpha), real_in)], stage)
     torch.testing.assert_close(loss, expected.mean(), rtol=1e-9, atol=0)
     torch.testing.assert_close(module._stats["Loss/r1_penalty"][0], expected.mean().float())

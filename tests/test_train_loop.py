@@ -182,6 +182,12 @@ def test_the_fakes_of_ds_step_take_the_real_minibatchs_labels_under_the_tf_rule(
     assert all(same) if rule == "reals" else not any(same)
 
 
+def test_style_mixing_defaults_to_the_papers_probability():
+    """002_0a18e98dc55024d1.txt Appendix B: style mixing regularization with probability 0.9."""
+    assert tiny_model().hparams["style_mixing_prob"] == 0.9
+    assert tiny_model(style_mixing_prob=0.5).hparams["style_mixing_prob"] == 0.5
+
+
 def test_an_unknown_fake_label_rule_names_both_rules():
     with pytest.raises(ConfigError, match="'dataset'.*'reals'"):
         tiny_model(d_fake_labels="batch")

@@ -12,6 +12,10 @@
 Layers are numbered as in the papers (0 = the first 4x4 conv; `analyze layers` lists them). Every
 subcommand writes PNG figures and JSON into --outdir; --tensorboard also logs them to
 <outdir>/tensorboard. Noise is 'const' by default, so a seed always gives the same image.
+
+Every subcommand reads the style layers of a generator and maps seeds to W: a generator without a W
+space (``networks.has_w_space``) is refused up front with one line (``amplification`` without
+--ckpt, the synthetic part, needs no generator).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import sys
 import torch
 
 from ..network_files import NetworkFileError, load_generator
+from ..networks import require_w_space
 from ..tools.generate import parse_range, range_arg
 from . import ablation, amplification, detection, feature_maps, units
 from .activation_rates import DEFAULT_NUM, DEFAULT_RATE, ActivationRates, activation_rates
@@ -378,6 +383,9 @@ def main(argv: list[str]) -> int:
         G = None
         if args.ckpt:
             G = load_generator(args.ckpt).to(getattr(args, "device", "cpu"))
+            require_w_space(G, f"`analyze {args.command}` reads its style layers (synthesis layers driven by ws); "
+                               "it has none" + (" (leave --ckpt out for the synthetic part)"
+                                                if args.command == "amplification" else ""))
         if args.command == "layers":
             return run_layers(G, args)
         with Outputs(args.outdir, args.tensorboard) as out:

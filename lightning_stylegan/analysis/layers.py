@@ -29,6 +29,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
+from ..networks import require_w_space
 from ..nn.style_layers import ModulatedStyleLayer, NormalizedStyleLayer
 
 POINTS = ("output", "activation", "normalized")
@@ -61,6 +62,7 @@ def _norm(module: nn.Module) -> nn.Module | None:
 
 def synthesis_layers(G: nn.Module) -> list[SynthesisLayer]:
     """Every style layer of ``G.synthesis`` in the papers' order (see the module docstring)."""
+    require_w_space(G, "its synthesis network has no style layers to analyze")
     synthesis = getattr(G, "synthesis", None)
     if synthesis is None or not hasattr(synthesis, "blocks"):
         raise TypeError(f"{type(G).__name__} has no synthesis network with blocks(); pass a "

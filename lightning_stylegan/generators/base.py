@@ -102,6 +102,9 @@ class SynthesisNetwork(nn.Module):
     """ws [N, num_ws, w_dim] -> images [N, img_channels, R, R] (in [-1, 1] once trained)."""
 
     block_class: type[SynthesisBlock] = SynthesisBlock
+    # A generator plugin works in W (mapping network, styles, truncation); one that maps z and labels
+    # straight to images, forward(z, c), sets False (see ``networks.Generator``).
+    w_space: bool = True
 
     def has_torgb(self, resolution: int, img_resolution: int) -> bool:
         """Whether the block at ``resolution`` has a to-RGB layer (only the last one by default)."""

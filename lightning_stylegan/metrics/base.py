@@ -51,6 +51,9 @@ class Metric:
       one of this plugin's. ``num_gen`` (the user's ``--num-gen``, or None) replaces the count
       of the name, and the reported name then says so. Raise ``ValueError`` for a name of yours
       that is malformed (the message is shown as it is).
+    * ``check(spec, G)`` (optional): raise ``ValueError`` (one line, what to do instead) when
+      ``spec`` cannot be computed for the generator ``G`` (PPL in W of a generator without a W
+      space); called for every spec of a run before any is computed.
     * ``raw_features(spec, context)`` (optional): the statistics whose raw feature rows this
       metric reads, not only their mean and covariance, as keys ``("generated", extractor,
       num_gen)`` / ``("real", extractor, num_real)``; the context then keeps those rows the first
@@ -68,6 +71,9 @@ class Metric:
 
     def parse(self, name: str, num_gen: int | None = None) -> MetricSpec | None:
         raise NotImplementedError(f"{type(self).__name__} must define parse(name, num_gen)")
+
+    def check(self, spec: MetricSpec, G) -> None:
+        pass
 
     def raw_features(self, spec: MetricSpec, context) -> list[tuple[str, str, int | None]]:
         return []

@@ -18,7 +18,7 @@ from ..data.dataset import ImageDataset
 from ..errors import ConfigError
 from ..kimg import crossed, maintenance
 from .catalog import parse_metrics
-from .evaluate import MetricOptions, compute_metrics
+from .evaluate import MetricOptions, check_metrics, compute_metrics
 from .shards import Shards
 
 
@@ -84,6 +84,9 @@ class Metrics(Callback):
                                      cache_dir=cache_dir, progress=False)
         self._before = 0
         self._scored = -1
+
+    def on_fit_start(self, trainer, module) -> None:
+        check_metrics(self.specs, module.G_ema)  # e.g. PPL in W of a generator without W: before training
 
     def on_train_start(self, trainer, module) -> None:
         self._before = module.images_seen

@@ -80,6 +80,7 @@ class MetricContext:
         self._reals: dict[tuple[str, int | None], FeatureStats] = {}
         self._current: MetricSpec | None = None
         self.plugins = [plugin_of(spec) for spec in self.specs]  # one instance per spec, in order
+        check_metrics(self.specs, G, self.plugins)
         self._raw: set[tuple] = set()  # the statistics some metric reads the raw rows of
         for spec, plugin in zip(self.specs, self.plugins):
             declared = plugin.raw_features(spec, self) if hasattr(plugin, "raw_features") else []
@@ -138,6 +139,14 @@ def plugin_of(spec: MetricSpec):
     if not spec.plugin:
         raise ValueError(f"The spec {spec.name!r} names no metric plugin: make specs with catalog.parse_metric")
     return registry.load("metric", spec.plugin)()
+
+
+def check_metrics(specs: list[MetricSpec], G: torch.nn.Module, plugins: list | None = None) -> None:
+    """Each spec checked by its plugin's optional ``check(spec, G)`` (``plugins``: their instances,
+    in order, when the caller has them): a ``ValueError`` for one that ``G`` cannot be scored with."""
+    for spec, plugin in zip(specs, plugins or [plugin_of(spec) for spec in specs]):
+        if hasattr(plugin, "check"):
+            plugin.check(spec, G)
 
 
 def compute_metrics(specs: list[MetricSpec], G: torch.nn.Module, dataset=None,

@@ -13,6 +13,8 @@ pair, the face crop, area downsampling by ``img_resolution // 256``, and the mea
 values between their 1st ('lower') and 99th ('higher') percentiles. Pairs are drawn per batch from
 generators seeded by (seed, batch), so the batches can be split over processes (``Shards``): each
 rank computes its batches and every rank takes the filtered mean of all pairs, in order.
+
+A generator without a W space (``networks.has_w_space``) has PPL in Z only, its images ``G(z, c)``.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..networks import has_w_space, require_w_space
 from .base import Metric, MetricSpec
 from .shards import Shards, batch_generator
 
@@ -79,24 +82,32 @@ def filtered_mean(distances: np.ndarray | torch.Tensor) -> float:
     return float(d[(d >= lo) & (d <= hi)].mean())
 
 
+def check_space(G: nn.Module, space: str) -> None:
+    """A ``NoWSpaceError`` for PPL in W (``space='w'``) of a generator without a W space."""
+    if space == "w":
+        require_w_space(G, "PPL in W (ppl_wfull, ppl_wend, ppl2_wend) lerps between its ws; "
+                           "measure PPL in Z instead (ppl_zfull, ppl_zend)")
+
+
 def pair_distances(G: nn.Module, distance: nn.Module, z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor,
                    c: torch.Tensor | None, epsilon: float, space: str, crop: bool,
                    truncation_psi: float = 1.0) -> torch.Tensor:
     """d(image(t), image(t + eps)) / eps^2 for each pair of endpoints (StyleGAN Eqs. 2-3) -> [N].
 
-    ``space='z'`` slerps between z0 and z1 before the mapping; ``space='w'`` lerps between the mapped
-    ws (the same label ``c`` at both ends). Both images of a pair use the 'const' noise maps.
+    ``space='z'`` slerps between z0 and z1 before the mapping (or ``G(z, c)`` of a generator without
+    a W space); ``space='w'`` lerps between the mapped ws (the same label ``c`` at both ends). Both
+    images of a pair use the 'const' noise maps.
     """
     cc = None if c is None else torch.cat([c, c])
     if space == "w":
         w0, w1 = G.mapping(torch.cat([z0, z1]), cc, truncation_psi=truncation_psi).chunk(2)
         t = t.to(w0.dtype).reshape([-1] + [1] * (w0.ndim - 1))
-        ws = torch.cat([w0.lerp(w1, t), w0.lerp(w1, t + epsilon)])
+        images = G.synthesis(torch.cat([w0.lerp(w1, t), w0.lerp(w1, t + epsilon)]), noise_mode="const")
     else:
         t = t.reshape(-1, 1)
         zs = torch.cat([slerp(z0, z1, t), slerp(z0, z1, t + epsilon)])
-        ws = G.mapping(zs, cc, truncation_psi=truncation_psi)
-    images = G.synthesis(ws, noise_mode="const")
+        images = G.synthesis(G.mapping(zs, cc, truncation_psi=truncation_psi), noise_mode="const") \
+            if has_w_space(G) else G(zs, cc, truncation_psi=truncation_psi)
     if crop:
         images = face_crop(images)
     img0, img1 = downsample(images, G.img_resolution).chunk(2)
@@ -122,6 +133,7 @@ def perceptual_path_length(G: nn.Module, distance: nn.Module, num_samples: int =
         raise ValueError(f"space must be one of {SPACES}, got {space!r}")
     if sampling not in SAMPLINGS:
         raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    check_space(G, space)
     if num_samples < 1 or batch_size < 1 or not epsilon > 0:
         raise ValueError(f"num_samples and batch_size must be >= 1 and epsilon > 0, got "
                          f"{num_samples}, {batch_size}, {epsilon}")
@@ -164,6 +176,9 @@ class PerceptualPathLength(Metric):
         options = dict(PPL_METRICS[name])
         count = options.pop("num_samples")
         return MetricSpec(name, "ppl", num_gen or count, options=options)
+
+    def check(self, spec, G) -> None:
+        check_space(G, spec.options["space"])
 
     def compute(self, spec, context) -> dict[str, float]:
         return {spec.name: perceptual_path_length(

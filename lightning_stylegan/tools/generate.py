@@ -18,6 +18,11 @@ size, the center at the origin, x right and y down) goes to the synthesis networ
 ``set_transform(matrix)``, which StyleGAN3's generators implement (they sample their Fourier input
 through its inverse). A generator without the hook refuses both options. Write a negative
 translation as ``--translate=-0.5,0``.
+
+A generator without a W space (``networks.has_w_space``: no mapping network, styles, truncation or
+noise) makes the images of seeds and of interpolations in Z (``--slerp`` too) as ``G(z, c)``;
+``--trunc`` other than 1, ``--trunc-cutoff``, ``--style-mix``, ``--projected-w`` and ``--space w``
+are refused with one line naming what it lacks.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ import torch
 from PIL import Image
 
 from ..images import image_grid, save_png, to_uint8
+from ..networks import has_w_space, require_w_space
 from ..nn.noise import NOISE_MODES
 from .projected_w import load_projected_w, with_noise
 
@@ -131,6 +137,7 @@ def _device(G: torch.nn.Module) -> torch.device:
 def map_latents(G, z: torch.Tensor, truncation_psi: float = 1, truncation_cutoff: int | None = None,
                 class_idx: int | None = None, batch_size: int = 1) -> torch.Tensor:
     """z [N, z_dim] -> ws [N, num_ws, w_dim] through the mapping network, ``batch_size`` at a time."""
+    require_w_space(G, "it has no ws to map z to; make its images with latent_images(G, z)")
     device = _device(G)
     ws = []
     for chunk in z.split(batch_size):
@@ -138,6 +145,19 @@ def map_latents(G, z: torch.Tensor, truncation_psi: float = 1, truncation_cutoff
         ws.append(G.mapping(chunk.to(device, torch.float32), c, truncation_psi=truncation_psi,
                             truncation_cutoff=truncation_cutoff))
     return torch.cat(ws)
+
+
+@torch.no_grad()
+def latent_images(G, z: torch.Tensor, truncation_psi: float = 1, truncation_cutoff: int | None = None,
+                  class_idx: int | None = None, batch_size: int = 1) -> torch.Tensor:
+    """z [N, z_dim] -> uint8 images [N, C, H, W] on the CPU as ``G(z, c)``, ``batch_size`` at a time: how a
+    generator without a W space makes its images (it has no noise, and no truncation: ``truncation_psi``
+    other than 1 or a ``truncation_cutoff`` is an error)."""
+    if truncation_psi != 1 or truncation_cutoff is not None:
+        require_w_space(G, "--trunc and --trunc-cutoff pull w towards the average w; leave them out")
+    device = _device(G)
+    return torch.cat([to_uint8(G(chunk.to(device, torch.float32), class_labels(G, class_idx, len(chunk), device))).cpu()
+                      for chunk in z.split(batch_size)])
 
 
 @torch.no_grad()
@@ -175,6 +195,9 @@ def seeds_to_ws(G, seeds: list[int], truncation_psi: float = 1, truncation_cutof
 def generate_images(G, seeds: list[int], truncation_psi: float = 1, truncation_cutoff: int | None = None,
                     class_idx: int | None = None, noise_mode: str = "const", batch_size: int = 1) -> torch.Tensor:
     """uint8 images [len(seeds), C, H, W], one per seed, as NVlabs' generate.py makes them."""
+    if not has_w_space(G):
+        z = torch.cat([seed_to_z(seed, G.z_dim) for seed in seeds])
+        return latent_images(G, z, truncation_psi, truncation_cutoff, class_idx, batch_size)
     ws = seeds_to_ws(G, seeds, truncation_psi, truncation_cutoff, class_idx, batch_size)
     return synthesize(G, ws, noise_mode, seeds, batch_size)
 
@@ -202,6 +225,7 @@ def style_mix_grid(G, row_seeds: list[int], col_seeds: list[int], styles: list[i
     """The style-mixing grid of StyleGAN (Figure 3) as NVlabs' style_mixing.py lays it out: cell
     (r, c) takes the styles listed in ``styles`` (e.g. the coarse ones, 0-6) from column seed c and
     all other styles from row seed r."""
+    require_w_space(G, "--style-mix swaps styles between the ws of two seeds; make images of --seeds instead")
     bad = [s for s in styles if not 0 <= s < G.num_ws]
     if bad:
         raise ValueError(f"--styles {bad}: this generator has {G.num_ws} styles, indices 0 to {G.num_ws - 1}")
@@ -240,6 +264,8 @@ def interpolation_frames(G, seeds: list[int], frames: int = 60, space: str = "z"
     if spherical and space == "w":
         raise ValueError("--slerp interpolates in Z (W is not Gaussian: there it is a plain lerp); "
                          "use --space z with --slerp, or leave --slerp out")
+    if space == "w":
+        require_w_space(G, "--space w lerps between the ws of the seeds; interpolate in Z (--space z, --slerp)")
     keys = seeds + seeds[:1] if loop else seeds
     if space == "z":
         points = torch.cat([seed_to_z(seed, G.z_dim) for seed in keys])
@@ -253,6 +279,8 @@ def interpolation_frames(G, seeds: list[int], frames: int = 60, space: str = "z"
     if not loop:
         path.append(points[-1:])
     path = torch.cat(path)
+    if not has_w_space(G):
+        return latent_images(G, path, truncation_psi, truncation_cutoff, class_idx, batch_size)
     ws = map_latents(G, path, truncation_psi, truncation_cutoff, class_idx, batch_size) if space == "z" \
         else path.to(_device(G))
     return synthesize(G, ws, noise_mode, list(range(len(path))), batch_size)
@@ -331,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def render_projected_w(G, path: str) -> torch.Tensor:
     """uint8 [1, C, H, W] of a ``projected_w.npz`` with its optimised noise maps, constant noise."""
+    require_w_space(G, "--projected-w renders a w found by `lightning-stylegan project`; make images of --seeds")
     device = next(G.parameters()).device
     w, noise = load_projected_w(path, G.num_ws, G.w_dim)
     if noise:

@@ -19,6 +19,8 @@ Writes ``projected_w.npz`` (``w`` [num_ws, w_dim], ``distance``, the noise maps 
 ``target.png``, ``proj.png``, ``side_by_side.png`` (target | projection) and, with
 ``--progress-frames N``, N frames of the optimisation (with the final noise maps) and
 ``progress.gif``. Prints the final LPIPS distance.
+
+A generator without a W space (``networks.has_w_space``) has no w to find: it is refused with one line.
 """
 from __future__ import annotations
 
@@ -36,11 +38,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..images import save_png, to_uint8
+from ..networks import require_w_space
 from .generate import class_labels, save_gif
 from .projected_w import noise_buffers, save_projected_w, with_noise
 
 LPIPS_RESOLUTION = 256
 W_STATS_SEED = 123  # NVlabs projector.py draws the z's of the W statistics from this fixed seed
+PROJECT_NEEDS_W = ("`project` searches W (and the noise maps) for the latent whose image matches the target; "
+                   "there is no W to search")
 
 
 def noise_regularization(noise_maps: Iterable[torch.Tensor]) -> torch.Tensor:
@@ -106,6 +111,7 @@ def project(G, target: torch.Tensor, distance: torch.nn.Module, num_steps: int =
     ``distance(img0, img1) -> [N]`` compares images in [-1, 1] (``metrics.lpips_distance``). The
     noise maps and the noise on w come from a torch generator seeded with ``seed``. G is not
     modified (the optimisation runs on a copy)."""
+    require_w_space(G, PROJECT_NEEDS_W)
     expected = (G.img_channels, G.img_resolution, G.img_resolution)
     if tuple(target.shape) != expected or target.dtype != torch.uint8:
         raise ValueError(f"The target must be a uint8 image of shape {expected} (the generator's channels and "
@@ -202,6 +208,7 @@ def main(argv: list[str]) -> int:
         if args.progress_frames < 0:
             raise ValueError(f"--progress-frames must be 0 or more, got {args.progress_frames}")
         G = load_generator(args.ckpt).to(args.device)
+        require_w_space(G, PROJECT_NEEDS_W)  # before LPIPS is loaded
         target = load_target(args.target, G.img_resolution, G.img_channels)
         distance = load_lpips(args.lpips_net, args.lpips_backbone, args.device)
         result = project(G, target, distance, num_steps=args.steps, w_avg_samples=args.w_avg_samples,

@@ -1,7 +1,9 @@
 """The StyleGAN2 training LightningModule: manual optimization of G and D in the phases of
-002_0a18e98dc55024d1.txt Appendix B (G main, G reg = path length, D main, D reg = R1), style
-mixing, the generator EMA, the augmentation of every image D sees (StyleGAN2-ADA, with the
-``ada`` controller's p), and the project's own counters.
+002_0a18e98dc55024d1.txt Appendix B (G main, G reg = path length, D main, D reg = R1 and R2), the
+adversarial loss of a loss plugin (``lightning_stylegan.losses``), style mixing, the generator EMA,
+the augmentation of every image D sees (StyleGAN2-ADA, with the ``ada`` controller's p),
+hyper-parameters that follow schedules in images seen (``schedules``), and the project's own
+counters.
 
 Intervals, EMA, schedules, sample grids and checkpoints are keyed on ``images_seen`` and the step
 counters below, never on Lightning's ``global_step`` (which counts optimizer steps, two or more per
@@ -26,10 +28,11 @@ from ..nn.norms import apply_constraints
 from ..plugin_options import bind_options
 from .ada import AdaController
 from .ema import ema_beta, update_ema
-from .losses import discriminator_loss, generator_loss, path_lengths, r1_penalty
 from .options import DiscriminatorOptions, GeneratorOptions
+from .penalties import gradient_penalty, path_lengths
+from .regularizers import R1, R2, GradientPenalty, PathLength
 from .run_networks import initial_networks, network_hparams
-from .regularizers import PathLength, R1
+from .schedules import Schedule, as_hparam, as_scheduled, value_at
 from .snapshots import log_rho_histograms
 from .transfer import freeze_discriminator
 
@@ -37,7 +40,8 @@ hide_dependency_noise()  # e.g. Lightning's warning that G_ema is in eval mode (
 
 
 class StyleGAN2(pl.LightningModule):
-    """G, D and G_ema trained with the non-saturating logistic loss and lazy R1 / path length.
+    """G, D and G_ema trained with a loss plugin (non-saturating logistic by default) and lazy
+    R1 / R2 / path length.
 
     Args:
         resolution: image size (linked from ``data.resolution`` by the CLI).
@@ -45,12 +49,14 @@ class StyleGAN2(pl.LightningModule):
         label_dim: label classes for conditional training, 0 = unconditional (linked from ``data.label_dim``).
         generator: generator options (plugins, sizes).
         discriminator: discriminator options.
-        g_lr: Adam learning rate of G (before the lazy-regularization adjustment).
-        d_lr: Adam learning rate of D.
-        betas: Adam betas (StyleGAN2: 0 and 0.99).
+        g_lr: Adam learning rate of G (before the lazy-regularization adjustment), a number or a
+            schedule in images seen, ``{start, end, kimg, kind: constant|linear|cosine}``.
+        d_lr: Adam learning rate of D (a number or a schedule).
+        betas: Adam betas (StyleGAN2: 0 and 0.99); beta2 may be a schedule.
         eps: Adam epsilon.
-        style_mixing_prob: probability of style-mixing regularization per batch.
-        ema_kimg: half-life of the generator EMA, in thousands of images.
+        style_mixing_prob: probability of style-mixing regularization per batch; null = 0.9 for a
+            generator with a W space, 0 for one without (which refuses a probability > 0).
+        ema_kimg: half-life of the generator EMA, in thousands of images (a number or a schedule).
         ema_rampup: cap the EMA half-life at this fraction of the images seen so far, None = no ramp-up.
         total_kimg: stop after this many thousand real images.
         seed: seed of the per-step random streams (latents, noise, mixing).
@@ -76,16 +82,21 @@ class StyleGAN2(pl.LightningModule):
             ``reals``: the real minibatch's own labels (NVlabs' TF StyleGAN and StyleGAN2,
             ``D_logistic_simplegp`` / ``D_logistic_r1``; the recipes of configs A-F, Table 2 and
             PIN). G's own step draws from the training set under either rule.
+        loss: adversarial loss plugin: ``logistic`` (StyleGAN's non-saturating loss), ``hinge``,
+            ``rpgan`` (relativistic pairing, R3GAN), or an installed plugin.
+        loss_options: keyword options of the loss plugin, checked against its constructor.
     """
 
     def __init__(self, resolution: int = 256, channels: int = 3, label_dim: int = 0,
                  generator: GeneratorOptions | None = None, discriminator: DiscriminatorOptions | None = None,
-                 g_lr: float = 0.0025, d_lr: float = 0.0025, betas: tuple[float, float] = (0.0, 0.99),
-                 eps: float = 1e-8, style_mixing_prob: float = 0.9, ema_kimg: float = 10.0,
+                 g_lr: float | Schedule = 0.0025, d_lr: float | Schedule = 0.0025,
+                 betas: tuple[float, float | Schedule] = (0.0, 0.99), eps: float = 1e-8,
+                 style_mixing_prob: float | None = None, ema_kimg: float | Schedule = 10.0,
                  ema_rampup: float | None = 0.05, total_kimg: float = 25000, seed: int = 0,
                  max_nonfinite_steps: int = 100, growth: str = "none", growth_options: dict | None = None,
                  init_from: str | None = None, augment: str = "none", augment_options: dict | None = None,
-                 freeze_d: int = 0, d_fake_labels: Literal["dataset", "reals"] = "dataset"):
+                 freeze_d: int = 0, d_fake_labels: Literal["dataset", "reals"] = "dataset",
+                 loss: str = "logistic", loss_options: dict | None = None):
         super().__init__()
         if d_fake_labels not in ("dataset", "reals"):
             raise ConfigError(f"model.d_fake_labels must be 'dataset' (stylegan2-ada-pytorch) or 'reals' "
@@ -93,22 +104,38 @@ class StyleGAN2(pl.LightningModule):
         networks = network_hparams(resolution, channels, label_dim, generator, discriminator, growth, growth_options)
         growth_label, augment_label = f"the growth plugin {growth!r}", f"the augmentation plugin {augment!r}"
         augment_class = registry.load("augmentation", augment)
+        augment_options, augment_p = _scheduled_p(augment_options)
         augment_options = bind_options(augment_class, augment_options, key="model.augment_options",
                                        label=augment_label)
+        loss_label = f"the loss plugin {loss!r}"
+        loss_class = registry.load("loss", loss)
+        loss_options = bind_options(loss_class, loss_options, key="model.loss_options", label=loss_label)
+        # Hyper-parameters that may follow a schedule in images seen, by their TensorBoard names.
+        self.schedules = {"g_lr": as_scheduled(g_lr, "model.g_lr"), "d_lr": as_scheduled(d_lr, "model.d_lr"),
+                          "beta2": as_scheduled(betas[1], "model.betas[1]"),
+                          "ema_kimg": as_scheduled(ema_kimg, "model.ema_kimg")}
+        if augment_p is not None:
+            self.schedules["augment_p"] = augment_p
+        self.G, self.D, self.G_ema = initial_networks(networks)
+        style_mixing_prob = _style_mixing_for(self.G, style_mixing_prob)
         self.save_hyperparameters(networks | {
-            "g_lr": g_lr, "d_lr": d_lr, "betas": list(betas), "eps": eps, "style_mixing_prob": style_mixing_prob,
-            "ema_kimg": ema_kimg, "ema_rampup": ema_rampup, "total_kimg": total_kimg, "seed": seed,
+            "g_lr": as_hparam(self.schedules["g_lr"]), "d_lr": as_hparam(self.schedules["d_lr"]),
+            "betas": [betas[0], as_hparam(self.schedules["beta2"])], "eps": eps,
+            "style_mixing_prob": style_mixing_prob, "ema_kimg": as_hparam(self.schedules["ema_kimg"]),
+            "ema_rampup": ema_rampup, "total_kimg": total_kimg, "seed": seed,
             "max_nonfinite_steps": max_nonfinite_steps, "init_from": init_from, "augment": augment,
-            "augment_options": augment_options, "freeze_d": freeze_d,
-            "d_fake_labels": d_fake_labels})
+            "augment_options": augment_options | ({"p": as_hparam(augment_p)} if augment_p is not None else {}),
+            "freeze_d": freeze_d, "d_fake_labels": d_fake_labels, "loss": loss, "loss_options": loss_options})
         self.automatic_optimization = False
         self.growth = _construct(registry.load("growth", growth), networks["growth_options"], "model.growth_options",
                                  growth_label, resolution)
-        self.G, self.D, self.G_ema = initial_networks(networks)
+        self.loss = _construct(loss_class, loss_options, "model.loss_options", loss_label)
         if init_from:
             self._init_weights_from(init_from)
         self.frozen_d_layers = freeze_discriminator(self.D, freeze_d)
         self.augment = _construct(augment_class, augment_options, "model.augment_options", augment_label)
+        if augment_p is not None:
+            self.augment.p.fill_(value_at(augment_p, 0))
         self.counters = dict.fromkeys(COUNTERS, 0)
         self._stats: dict[str, list[torch.Tensor]] = {}
         self._nonfinite_streak = torch.zeros([], dtype=torch.long)
@@ -157,6 +184,17 @@ class StyleGAN2(pl.LightningModule):
         None without augmentation (as NVlabs, which then has no augment pipe to report)."""
         return self.augment.p if self.hparams["augment"] != "none" else None
 
+    def scheduled(self) -> dict[str, float]:
+        """The values now of the hyper-parameters that follow a schedule, by name (``g_lr``,
+        ``d_lr``, ``beta2``, ``ema_kimg``, ``augment_p``, ``r1_gamma``, ``r2_gamma``)."""
+        values = dict(self.schedules)
+        for kind in (R1, R2):
+            regularizer = self.callback(kind, enabled_only=False)
+            if regularizer is not None:
+                values[f"{regularizer.group}_gamma"] = regularizer.gamma
+        return {name: value_at(value, self.images_seen) for name, value in values.items()
+                if isinstance(value, Schedule)}
+
     def callback(self, kind: type, enabled_only: bool = True):
         """The trainer's callback of this kind, if the run has one (and, with ``enabled_only``, it is on)."""
         trainer = self._trainer
@@ -167,7 +205,8 @@ class StyleGAN2(pl.LightningModule):
 
     def plugins(self) -> dict[str, str]:
         return self.G.plugins() | {"discriminator": self.hparams["discriminator"]["topology"],
-                                   "growth": self.hparams["growth"], "augmentation": self.hparams["augment"]}
+                                   "growth": self.hparams["growth"], "augmentation": self.hparams["augment"],
+                                   "loss": self.hparams["loss"]}
 
     @property
     def fixed_augment_p(self) -> bool:
@@ -182,18 +221,42 @@ class StyleGAN2(pl.LightningModule):
         return ada if ada is not None and self.augment.adaptive and not self.fixed_augment_p else None
 
     # ----------------------------------------------------------------- Lightning hooks
-    def adam_settings(self) -> list[dict]:
-        """Adam's settings for G and D: lr x c and betas ** c with c = k / (k + 1) of the lazy
-        regularizer's interval k (002_0a18e98dc55024d1.txt Appendix B); ``base_lr`` is scaled per
-        resolution by the growth stage. As in NVlabs' code, c depends on the interval alone: a lazy
-        interval with the regularizer's weight 0 (config C: no path length) still adjusts Adam."""
+    def adam_settings(self, stage=None) -> list[dict]:
+        """Adam's settings for G and D now: lr x c and betas ** c with c = k / (k + 1) of the lazy
+        regularizer's interval k (002_0a18e98dc55024d1.txt Appendix B), lr and beta2 at the images
+        seen (``schedules``), lr scaled per resolution by the growth ``stage``. As in NVlabs' code,
+        c depends on the interval alone: a lazy interval with the regularizer's weight 0 (config C:
+        no path length) still adjusts Adam."""
         settings = []
-        for lr, regularizer in [(self.hparams["g_lr"], self.callback(PathLength, enabled_only=False)),
-                                (self.hparams["d_lr"], self.callback(R1, enabled_only=False))]:
-            c = regularizer.adam_ratio if regularizer else 1.0
-            settings.append({"lr": lr * c, "base_lr": lr * c, "eps": self.hparams["eps"],
-                             "betas": tuple(beta ** c for beta in self.hparams["betas"])})
+        lr_scale = stage.lr_scale if stage is not None else 1.0
+        beta1, beta2 = self.hparams["betas"][0], value_at(self.schedules["beta2"], self.images_seen)
+        for name, c in [("g_lr", self._adam_ratio("G")), ("d_lr", self._adam_ratio("D"))]:
+            lr = value_at(self.schedules[name], self.images_seen)
+            settings.append({"lr": lr * c * lr_scale, "eps": self.hparams["eps"],
+                             "betas": (beta1 ** c, beta2 ** c)})
         return settings
+
+    def _adam_ratio(self, network: str) -> float:
+        """c of the network's lazy regularization: path length's for G; for D the interval of its
+        gradient penalties (R1 and R2 share one pass, so an interval), R1's when both are off."""
+        if network == "G":
+            regularizer = self.callback(PathLength, enabled_only=False)
+            return regularizer.adam_ratio if regularizer else 1.0
+        penalties = [reg for reg in (self.callback(R1, enabled_only=False), self.callback(R2, enabled_only=False))
+                     if reg is not None]
+        enabled = [reg for reg in penalties if reg.enabled]
+        return (enabled or penalties)[0].adam_ratio if penalties else 1.0
+
+    def setup(self, stage: str) -> None:
+        """Binds the regularizers to this run's networks: path length to a generator's W space,
+        and R1 and R2, which share D's regularization pass, to one interval."""
+        path_length = self.callback(PathLength, enabled_only=False)
+        if path_length is not None:
+            path_length.use_for(self.hparams["generator"]["topology"], self.G.w_space)
+        r1, r2 = self.callback(R1), self.callback(R2)
+        if r1 is not None and r2 is not None and r1.interval != r2.interval:
+            raise ConfigError(f"R1 and R2 share D's regularization pass: give them one interval, got "
+                              f"--r1.interval {r1.interval} and --r2.interval {r2.interval}")
 
     def configure_optimizers(self):
         (g, d) = self.adam_settings()
@@ -207,11 +270,6 @@ class StyleGAN2(pl.LightningModule):
         return self.G_ema(z, c, **kwargs)
 
     def on_train_start(self) -> None:
-        # Set after the optimizer states are restored, so a resumed run uses this run's g_lr, d_lr,
-        # betas, eps and regularizer intervals, not those saved with the moments.
-        for optimizer, settings in zip(self.optimizers(), self.adam_settings()):
-            for group in optimizer.param_groups:
-                group.update(settings)
         self._tick = (time.time(), self.images_seen)
         dataset = getattr(getattr(self.trainer, "datamodule", None), "dataset", None)
         labels = getattr(dataset, "labels", None) if self.hparams["label_dim"] else None
@@ -223,22 +281,29 @@ class StyleGAN2(pl.LightningModule):
         torch.manual_seed(hash((self.hparams["seed"], self.global_rank, self.counters["g_steps"])) % 2 ** 63)
         opt_g, opt_d = self.optimizers()
         stage = self.stage
-        for optimizer in (opt_g, opt_d):
+        # Set every step, after a resume too: this run's lr, betas, eps and regularizer intervals
+        # (not those saved with the moments), at the stage and the schedules' images seen.
+        for optimizer, settings in zip((opt_g, opt_d), self.adam_settings(stage)):
             for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * stage.lr_scale
+                group.update(settings)
         self._reset_optimizers_for_new_layers(stage, (opt_g, opt_d))
         real = self._reals_at(real, stage)
         batch_size = real.shape[0]
-        path_length, r1, ada = self.callback(PathLength), self.callback(R1), self.ada_controller()
+        path_length, ada = self.callback(PathLength), self.ada_controller()
+        r1, r2 = self.callback(R1), self.callback(R2)
         # The augmentation's schedule hook (a no-op by default), from the checkpointed counter.
         self.augment.set_progress(self.images_seen, transfer=bool(self.hparams["init_from"]))
+        if "augment_p" in self.schedules:
+            self.augment.p.fill_(value_at(self.schedules["augment_p"], self.images_seen))
 
-        # G main (+ path length when not lazy): maximize D's logits for generated images.
+        # G main (+ path length when not lazy): the loss plugin's G loss from D's logits of the
+        # fakes (and of the step's reals, for a relativistic loss).
         self.toggle_optimizer(opt_g)
         z, gen_c = self._latents(batch_size, real_c)
         fake, ws = self._generate(z, gen_c, stage)
         fake_logits = self.D(self.augment(fake), gen_c, alpha=stage.alpha)
-        loss_g = generator_loss(fake_logits).mean()
+        real_logits = self.D(self.augment(real), real_c, alpha=stage.alpha) if self.loss.generator_sees_reals else None
+        loss_g = self.loss.generator(fake_logits, real_logits).mean()
         self._record({"Loss/G/loss": loss_g, "Loss/scores/fake": fake_logits.mean()})
         if path_length is not None and not path_length.lazy:
             # NVlabs' Gboth: its own forward of the first batch / batch_shrink latents, one step for both.
@@ -255,36 +320,35 @@ class StyleGAN2(pl.LightningModule):
             self.counters["g_reg_steps"] += 1
         self.untoggle_optimizer(opt_g)
 
-        # D main (+ R1 when not lazy): minimize logits for generated images, maximize for reals.
+        # D main (+ R1 / R2 when not lazy): the loss plugin's D loss from D's logits of the reals
+        # and of fakes made without gradient. R1 / R2 are gradients in the un-augmented images.
         self.toggle_optimizer(opt_d)
         z, gen_c = self._latents(batch_size, real_c, reals_labels=self.hparams["d_fake_labels"] == "reals")
         with torch.no_grad():
             fake, _ = self._generate(z, gen_c, stage, update_emas=True)
-        fake_logits = self.D(self.augment(fake), gen_c, alpha=stage.alpha)
-        r1_now = r1 is not None and not r1.lazy
-        real_in = real.detach().requires_grad_(r1_now)  # R1 is the gradient in the un-augmented reals
+        r1_now, r2_now = (reg is not None and not reg.lazy for reg in (r1, r2))
+        fake_in = fake.detach().requires_grad_(r2_now)
+        fake_logits = self.D(self.augment(fake_in), gen_c, alpha=stage.alpha)
+        real_in = real.detach().requires_grad_(r1_now)
         real_logits = self.D(self.augment(real_in), real_c, alpha=stage.alpha)
-        loss_d = discriminator_loss(real_logits, fake_logits).mean()
+        loss_d = self.loss.discriminator(real_logits, fake_logits).mean()
         self._record({"Loss/D/loss": loss_d, "Loss/scores/real": real_logits.mean(),
                       "Loss/signs/real": real_logits.detach().sign().mean()})
         if ada is not None:
             ada.record(real_logits)
-        if r1_now:
-            loss_d = loss_d + self._r1_loss(r1, real_logits, real_in, stage)
+        if r1_now or r2_now:
+            loss_d = loss_d + self._penalties_loss([(r1, real_logits, real_in)] * r1_now +
+                                                   [(r2, fake_logits, fake_in)] * r2_now, stage)
         self._optimize(opt_d, self.D, loss_d)
-        if r1 is not None and r1.lazy and r1.due(self.counters["d_steps"]):
-            real_in = real.detach().requires_grad_(True)
-            real_logits = self.D(self.augment(real_in), real_c, alpha=stage.alpha)
-            if ada is not None:  # NVlabs counts the D reg pass's signs too
-                ada.record(real_logits)
-            loss = self._r1_loss(r1, real_logits, real_in, stage) * r1.loss_scale
-            self._optimize(opt_d, self.D, loss + real_logits.mean() * 0)
-            self.counters["d_reg_steps"] += 1
+        due = [reg for reg in (r1, r2) if reg is not None and reg.lazy and reg.due(self.counters["d_steps"])]
+        if due:
+            self._lazy_penalties(due, real, real_c, fake, gen_c, stage, opt_d, ada)
         self.untoggle_optimizer(opt_d)
 
         global_batch = batch_size * self.trainer.world_size
         rampup = None if self.hparams["init_from"] else self.hparams["ema_rampup"]  # NVlabs' --resume rule
-        update_ema(self.G_ema, self.G, ema_beta(global_batch, self.images_seen, self.hparams["ema_kimg"], rampup))
+        ema_kimg = value_at(self.schedules["ema_kimg"], self.images_seen)
+        update_ema(self.G_ema, self.G, ema_beta(global_batch, self.images_seen, ema_kimg, rampup))
         if ada is not None and ada.due(self.counters["g_steps"]):
             ada.update(self.augment.p, self.trainer.strategy, global_batch, transfer=bool(self.hparams["init_from"]))
         self.counters["images_seen"] += global_batch
@@ -318,7 +382,7 @@ class StyleGAN2(pl.LightningModule):
         self._add_val_scores("fake", fake_logits)
         # "step" sets the logger's x-axis for these values: images seen, like every other scalar.
         self.log_dict({"Val/scores/real": real_logits.mean(), "Val/scores/fake": fake_logits.mean(),
-                       "Val/D/loss": discriminator_loss(real_logits, fake_logits).mean(),
+                       "Val/D/loss": self.loss.discriminator(real_logits, fake_logits).mean(),
                        "step": float(self.images_seen)}, batch_size=real.shape[0], sync_dist=True,
                       add_dataloader_idx=False)
 
@@ -392,6 +456,8 @@ class StyleGAN2(pl.LightningModule):
 
         While growing, the crossover is drawn among the styles in use, ``num_ws - 2 floor(lod)``
         with lod = log2(R / resolution) + 1 - alpha, as NVlabs' StyleGAN and StyleGAN2 (TF) do."""
+        if not self.G.w_space:
+            return self.G(z, c), None
         in_use = self.G.num_ws - 2 * int(self.growth.lod(stage))
         ws = self.G.mix_styles(self.G.mapping(z, c), c, self.hparams["style_mixing_prob"], in_use)
         return self.G.synthesis(ws, resolution=stage.resolution, alpha=stage.alpha, update_emas=update_emas), ws
@@ -413,14 +479,35 @@ class StyleGAN2(pl.LightningModule):
         self._record({"Loss/pl_penalty": penalty.mean(), "Loss/G/reg": loss})
         return loss
 
-    def _r1_loss(self, r1: R1, real_logits: torch.Tensor, real_in: torch.Tensor, stage) -> torch.Tensor:
-        """R1 of the reals at the growth stage, taken at the final resolution as NVlabs' TF training
-        loops take it (``losses.r1_penalty``'s ``upscale``): at stage r of R the stage's squared
-        gradient norm / (R / r)^2; the same penalty once the final resolution fades in."""
-        penalty = r1_penalty(real_logits, real_in, upscale=self.hparams["resolution"] // stage.resolution)
-        loss = r1.loss(penalty).mean()
-        self._record({"Loss/r1_penalty": penalty.mean(), "Loss/D/reg": loss})
+    def _penalties_loss(self, terms: list[tuple[GradientPenalty, torch.Tensor, torch.Tensor]], stage) -> torch.Tensor:
+        """R1 (reals) and R2 (fakes) from ``(regularizer, logits, images)``, each at the growth
+        stage taken at the final resolution as NVlabs' TF training loops take R1
+        (``penalties.gradient_penalty``'s ``upscale``): at stage r of R the stage's squared gradient
+        norm / (R / r)^2; the same penalty once the final resolution fades in."""
+        loss = 0
+        for regularizer, logits, images in terms:
+            penalty = gradient_penalty(logits, images, upscale=self.hparams["resolution"] // stage.resolution)
+            loss = loss + regularizer.loss(penalty, self.images_seen).mean()
+            self._record({f"Loss/{regularizer.group}_penalty": penalty.mean()})
+        self._record({"Loss/D/reg": loss})
         return loss
+
+    def _lazy_penalties(self, due: list[GradientPenalty], real, real_c, fake, gen_c, stage, opt_d, ada) -> None:
+        """D's regularization pass: the due penalties (R1 on the step's reals, R2 on its D-step
+        fakes), times the interval. "+ logits * 0" keeps every output in the graph, as NVlabs does,
+        so DDP sees every parameter used."""
+        terms, unused = [], 0
+        for regularizer in due:
+            images, c = (real, real_c) if isinstance(regularizer, R1) else (fake, gen_c)
+            images = images.detach().requires_grad_(True)
+            logits = self.D(self.augment(images), c, alpha=stage.alpha)
+            if ada is not None and isinstance(regularizer, R1):  # NVlabs counts the D reg pass's signs too
+                ada.record(logits)
+            terms.append((regularizer, logits, images))
+            unused = unused + logits.mean() * 0
+        loss = self._penalties_loss(terms, stage) * due[0].loss_scale
+        self._optimize(opt_d, self.D, loss + unused)
+        self.counters["d_reg_steps"] += 1
 
     def _optimize(self, optimizer, network: torch.nn.Module, loss: torch.Tensor) -> None:
         """zero_grad, backward, replace non-finite gradients as NVlabs does, step, then project
@@ -460,6 +547,8 @@ class StyleGAN2(pl.LightningModule):
         metrics["Progress/nonfinite_grads"] = int(self._nonfinite_grads)
         if self.augment_p is not None:
             metrics["Progress/augment"] = float(self.augment_p)
+        for name, value in self.scheduled().items():
+            metrics[f"Progress/schedule/{name}"] = value
         if self.images_seen > start_images:
             metrics["Timing/sec_per_kimg"] = (now - start_time) / (self.images_seen - start_images) * 1000
         self._tick = (now, self.images_seen)
@@ -486,3 +575,24 @@ def _construct(plugin, options: dict, key: str, label: str, *given):
         return plugin(*given, **options)
     except (TypeError, ValueError) as error:  # the plugin's own check of its options
         raise ConfigError(f"{key} {options} of {label}: {error}") from error
+
+
+def _scheduled_p(options: dict | None) -> tuple[dict, Schedule | None]:
+    """``model.augment_options`` without a scheduled ``p``, and that schedule (None when ``p`` is a
+    number or absent): the plugin is built with its default p, which the module then sets at every
+    step from the images seen."""
+    options = dict(options or {})
+    if isinstance(options.get("p"), (dict, Schedule)):
+        return options, as_scheduled(options.pop("p"), "model.augment_options.p")
+    return options, None
+
+
+def _style_mixing_for(G, probability: float | None) -> float:
+    """``style_mixing_prob`` for this generator: unset, 0.9 with a W space and 0 without; a
+    probability > 0 for a generator without one is an error."""
+    if G.w_space:
+        return 0.9 if probability is None else probability
+    if probability:
+        raise ConfigError(f"--model.style_mixing_prob {probability}: the generator {G.topology!r} has no W space, "
+                          f"so it has no styles to mix; drop the option")
+    return 0.0

@@ -15,7 +15,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from ..errors import ConfigError
-from .losses import gamma_pl
+from .penalties import gamma_pl
+from .schedules import Schedule, as_scheduled, bounds, value_at
 
 
 class LazyRegularizer(Callback):
@@ -54,26 +55,48 @@ class LazyRegularizer(Callback):
         return self.interval / (self.interval + 1) if self.interval > 1 else 1.0
 
 
-class R1(LazyRegularizer):
-    """R1 on reals, ``gamma / 2 * ||grad_x D(x)||^2``, every ``interval`` D steps (paper: gamma 10,
-    k 16; small datasets and resolutions want far smaller gamma, e.g. 0.01-1 at 32x32)."""
+class GradientPenalty(LazyRegularizer):
+    """A zero-centred gradient penalty on D, ``gamma / 2 * ||grad_x D(x)||^2``, every ``interval`` D
+    steps; ``gamma`` a number or a ``Schedule`` in images seen."""
 
     network = "D"
-    group = "r1"
 
-    def __init__(self, gamma: float = 10.0, interval: int = 16):
+    def __init__(self, gamma: float | Schedule, interval: int):
         super().__init__(interval)
-        if gamma < 0:
-            raise ConfigError(f"--r1.gamma must be >= 0 (0 disables R1), got {gamma}")
-        self.gamma = gamma
+        self.gamma = as_scheduled(gamma, f"--{self.group}.gamma")
+        if bounds(self.gamma)[0] < 0:
+            raise ConfigError(f"--{self.group}.gamma must be >= 0 (0 disables it), got {gamma}")
 
     @property
     def enabled(self) -> bool:
-        return self.gamma > 0
+        return bounds(self.gamma)[1] > 0
 
-    def loss(self, penalty: torch.Tensor) -> torch.Tensor:
-        """The per-sample loss for the per-sample penalties."""
-        return penalty * (self.gamma / 2)
+    def loss(self, penalty: torch.Tensor, images_seen: int) -> torch.Tensor:
+        """The per-sample loss for the per-sample penalties, with gamma after ``images_seen`` images."""
+        return penalty * (value_at(self.gamma, images_seen) / 2)
+
+
+class R1(GradientPenalty):
+    """R1 on reals (Mescheder et al. 2018), ``gamma / 2 * ||grad_x D(x)||^2``, every ``interval`` D
+    steps (paper: gamma 10, k 16; small datasets and resolutions want far smaller gamma, e.g.
+    0.01-1 at 32x32)."""
+
+    group = "r1"
+
+    def __init__(self, gamma: float | Schedule = 10.0, interval: int = 16):
+        super().__init__(gamma, interval)
+
+
+class R2(GradientPenalty):
+    """R2 on fakes (Roth et al. 2017; R3GAN, Huang et al. 2024, Eq. 3), ``gamma / 2 *
+    ||grad_x D(x)||^2`` at G's images (the gradient in the un-augmented fakes), every ``interval`` D
+    steps; off by default. With R1 it shares D's regularization pass (both lazy: the same interval)
+    or D's main pass (both with interval 1), as R3GAN's official code does."""
+
+    group = "r2"
+
+    def __init__(self, gamma: float | Schedule = 0.0, interval: int = 16):
+        super().__init__(gamma, interval)
 
 
 class PathLength(LazyRegularizer):
@@ -83,17 +106,21 @@ class PathLength(LazyRegularizer):
 
     ``weight`` is NVlabs' 2.0 by default, or ``"paper"`` for Eq. 5 (``num_ws * r^2 * gamma_pl`` in
     the lengths this project measures, see ``weight_at``), which is 2.0 for the StyleGAN2 layouts.
-    The paper's interval is 8; stylegan2-ada-pytorch uses 4.
+    The paper's interval is 8; stylegan2-ada-pytorch uses 4. A generator without a W space has no
+    path length: left unset (null) the regularizer is then off, with no lazy-regularization
+    adjustment of G's Adam (``use_for``); a weight set for it is an error.
     """
 
     network = "G"
     group = "path_length"
 
-    def __init__(self, weight: float | str = 2.0, interval: int = 4, decay: float = 0.01,
+    def __init__(self, weight: float | str | None = None, interval: int = 4, decay: float = 0.01,
                  batch_shrink: int = 2):
         super().__init__(interval)
-        if not (weight == "paper" or (isinstance(weight, (int, float)) and weight >= 0)):
+        if not (weight is None or weight == "paper" or (isinstance(weight, (int, float)) and weight >= 0)):
             raise ConfigError(f"--path_length.weight must be a number >= 0 or 'paper', got {weight!r}")
+        self.requested = weight is not None
+        weight = 2.0 if weight is None else weight
         if batch_shrink < 1:
             raise ConfigError(f"--path_length.batch_shrink must be >= 1, got {batch_shrink}")
         self.weight, self.decay, self.batch_shrink = weight, decay, batch_shrink
@@ -102,6 +129,16 @@ class PathLength(LazyRegularizer):
     @property
     def enabled(self) -> bool:
         return self.weight == "paper" or self.weight > 0
+
+    def use_for(self, generator_name: str, w_space: bool) -> None:
+        """Bind to the run's generator: one without a W space turns path length off (and G's Adam
+        unadjusted), unless a weight > 0 was asked for, which is an error naming the generator."""
+        if w_space:
+            return
+        if self.requested and self.enabled:
+            raise ConfigError(f"--path_length.weight {self.weight}: the generator {generator_name!r} has no W "
+                              f"space, so it has no path length; drop --path_length.weight")
+        self.weight, self.interval = 0.0, 1
 
     def weight_at(self, resolution: int, num_ws: int) -> float:
         """The weight of the penalty for a generator of ``resolution`` with ``num_ws`` styles.

@@ -15,7 +15,8 @@ from torch import nn
 from .. import registry
 from ..errors import ConfigError
 from ..network_files import discriminator_kwargs, generator_kwargs
-from ..networks import Generator, build_discriminator, check_synthesis_options, topology_default
+from ..networks import (Generator, build_discriminator, check_synthesis_options, topology_default,
+                        topology_has_w_space)
 from ..plugin_options import bind_options
 from .options import DiscriminatorOptions, GeneratorOptions
 
@@ -60,10 +61,13 @@ def initial_networks(hparams: dict) -> RunNetworks:
     return RunNetworks(G, D, G_ema)
 
 
-def _or_default(channel_base: int | None, group: str, topology: str) -> int:
+def _or_default(channel_base: int | None, group: str, topology: str) -> int | None:
     """A recipe's channel_base, or the topology's default when it leaves it null: the hyper-parameters
-    keep the number, so a later change of a default never changes a saved run's networks."""
-    return topology_default(group, topology, "channel_base") if channel_base is None else channel_base
+    keep the number, so a later change of a default never changes a saved run's networks. (It stays
+    null for a generator without a W space, which has no channel_base.)"""
+    if channel_base is not None or (group == "generator" and not topology_has_w_space(topology)):
+        return channel_base
+    return topology_default(group, topology, "channel_base")
 
 
 def as_options(kind: type, value):

@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from ..images import image_grid, save_png, to_uint8
 from ..kimg import crossed, maintenance
+from ..networks import require_w_space
 
 
 class SampleGrid(Callback):
@@ -35,6 +36,8 @@ class SampleGrid(Callback):
         self.directory: Path | None = None
 
     def on_train_start(self, trainer, module) -> None:
+        if self.truncation_psi != 1:
+            require_w_space(module.G_ema, f"samples.truncation_psi {self.truncation_psi} truncates in W; leave it 1")
         # trainer.log_dir is a collective call under DDP: every rank must ask, not just rank 0.
         self.directory = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
         self._before = self._written = module.images_seen
@@ -131,9 +134,10 @@ class KimgCheckpoint(Checkpoint):
 
 def log_rho_histograms(loggers, G, step: int) -> None:
     """PIN's learned rho of every synthesis block as a TensorBoard histogram ``PIN/rho_<res>``
-    (the circular-artifact paper's Figure 15); nothing for generators without PIN layers."""
+    (the circular-artifact paper's Figure 15); nothing for generators without PIN layers or without
+    ``blocks()`` (one without a W space need not have them)."""
     writers = [logger.experiment for logger in loggers if isinstance(logger, TensorBoardLogger)]
-    for block in G.synthesis.blocks() if writers else []:
+    for block in G.synthesis.blocks() if writers and hasattr(G.synthesis, "blocks") else []:
         rhos = [m.rho.detach().flatten() for m in block.modules() if isinstance(getattr(m, "rho", None), torch.Tensor)]
         for writer in writers if rhos else []:
             writer.add_histogram(f"PIN/rho_{block.resolution}", torch.cat(rhos).cpu(), global_step=step)

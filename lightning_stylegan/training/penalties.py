@@ -1,32 +1,18 @@
-"""The StyleGAN2 loss terms as plain functions (002_0a18e98dc55024d1.txt Appendix B:
-non-saturating logistic loss with R1 regularization; Section 3.2: path length regularization).
+"""The regularization terms as plain functions: zero-centred gradient penalties on reals (R1,
+Mescheder et al. 2018; 002_0a18e98dc55024d1.txt Appendix B) and on fakes (R2, Roth et al. 2017; R3GAN
+Eq. 3), and path length regularization (002_0a18e98dc55024d1.txt Section 3.2). The adversarial
+losses are plugins (``lightning_stylegan.losses``).
 """
 from __future__ import annotations
 
 import math
 
 import torch
-import torch.nn.functional as F
 
 
-def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """Non-saturating G loss per sample, ``-log sigmoid(D(G(z))) = softplus(-D(G(z)))``."""
-    return F.softplus(-fake_logits)
-
-
-def discriminator_loss(real_logits: torch.Tensor | None, fake_logits: torch.Tensor | None) -> torch.Tensor:
-    """Logistic D loss per sample, ``softplus(D(G(z))) + softplus(-D(x))``."""
-    loss = 0
-    if fake_logits is not None:
-        loss = loss + F.softplus(fake_logits)
-    if real_logits is not None:
-        loss = loss + F.softplus(-real_logits)
-    return loss
-
-
-def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor, upscale: int = 1) -> torch.Tensor:
-    """R1 (Mescheder et al. 2018): ``||grad_x D(x)||^2`` per real sample; the graph is kept so the
-    penalty can be minimized (double backward). ``real_images`` must require grad.
+def gradient_penalty(logits: torch.Tensor, images: torch.Tensor, upscale: int = 1) -> torch.Tensor:
+    """``||grad_x D(x)||^2`` per sample: R1 for reals x, R2 for fakes; the graph is kept so the
+    penalty can be minimized (double backward). ``images`` must require grad.
 
     ``upscale`` f > 1 takes the gradient where NVlabs' TF StyleGAN and StyleGAN2 take it while the
     networks grow: the reals of a stage of resolution r are up-scaled with nearest neighbours to
@@ -34,7 +20,7 @@ def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor, upscale: in
     (``downscale2d``), so D sees the same r-pixel image. The gradient with respect to the R-pixel
     reals is then the r-pixel one spread over the f^2 copies of each pixel and divided by f^2, and
     its squared norm is ``||grad_x D(x)||^2 / f^2`` (exact: f^2 is a power of two)."""
-    (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
+    (grad,) = torch.autograd.grad(logits.sum(), images, create_graph=True)
     return grad.square().sum(dim=[1, 2, 3]) / upscale ** 2
 
 
