@@ -139,7 +139,7 @@ def _lightning_cli(argv: list[str]) -> None:
             for kind, name in [("generator", model.generator.topology),
                                ("normalization", model.generator.normalization),
                                ("discriminator", model.discriminator.topology),
-                               ("growth", model.growth), ("augmentation", model.augment)]:
+                               ("growth", model.growth), ("augmentation", model.augment), ("loss", model.loss)]:
                 registry.load(kind, name)
             if config.metrics.features != "auto":
                 registry.load("feature_extractor", config.metrics.features)  # not only at the first evaluation

@@ -87,10 +87,10 @@ def _read(path: Path) -> dict:
 
 def check_plugins_installed(data: dict, path: Path, networks_only: bool = False) -> None:
     """Every plugin a file records (``{kind: {name, distribution, version}}``) is installed, or an
-    error that says which package to install. ``networks_only`` leaves out the augmentation,
-    which only training uses."""
+    error that says which package to install. ``networks_only`` leaves out the augmentation and
+    the loss, which only training uses."""
     for kind, used in (data.get("plugins") or {}).items():
-        if networks_only and kind == "augmentation":
+        if networks_only and kind in ("augmentation", "loss"):
             continue
         if kind in registry.GROUPS and used.get("name") not in registry.index(kind):
             raise NetworkFileError(

@@ -34,6 +34,7 @@ TOTAL_KIMG = 0.028  # 7 steps of 4 images
 # The growth example's one option: 16 images (4 steps) at 8x8, then 16x16 fading in over 8 images.
 GROWTH_OPTIONS = '{"kimg_per_resolution": 0.016}'
 AUGMENT_OPTIONS = '{"p": 0.5}'  # a fixed p: the ada controller leaves it as it is
+LOSS_OPTIONS = '{"drift": 0.01}'  # the loss example's one option
 METRIC, METRIC_BATCH = "fid50_full", 25  # the batches cut the latent and noise streams: keep them equal
 # A metric name the metric example parses (its plugin is "dc"): density and coverage of 50 images,
 # sharing the generated features of METRIC (same extractor and count).
@@ -121,8 +122,8 @@ def test_plugins_command_lists_the_installed_example(listings, kind):
 @pytest.fixture(scope="module")
 def fit_run(plugin_env, tmp_path_factory):
     """One short fit with the examples, selected by name: generator topology, normalization,
-    discriminator, growth schedule (with its option), augmentation (with a fixed p), the metrics'
-    feature extractor and the metric."""
+    discriminator, growth schedule (with its option), augmentation (with a fixed p), loss (with its
+    option), the metrics' feature extractor and the metric."""
     plugins = documented_plugins()
     root = tmp_path_factory.mktemp("plugin_fit")
     result = cli("fit", *TINY, "--model.total_kimg", TOTAL_KIMG, "--trainer.default_root_dir", root,
@@ -131,6 +132,7 @@ def fit_run(plugin_env, tmp_path_factory):
                  "--model.discriminator.topology", plugins["discriminator"]["name"],
                  "--model.growth", plugins["growth"]["name"], "--model.growth_options", GROWTH_OPTIONS,
                  "--model.augment", plugins["augmentation"]["name"], "--model.augment_options", AUGMENT_OPTIONS,
+                 "--model.loss", plugins["loss"]["name"], "--model.loss_options", LOSS_OPTIONS,
                  "--metrics.metrics", f"[{METRIC},{PLUGIN_METRIC}]",
                  "--metrics.features", plugins["feature_extractor"]["name"],
                  "--metrics.every_kimg", 0.008, "--metrics.batch_size", METRIC_BATCH,
@@ -146,13 +148,14 @@ def test_fit_trains_with_every_example_and_records_their_distributions(fit_run):
     plugins = documented_plugins()
     assert checkpoint["plugins"] == {
         kind: {key: plugins[kind][key] for key in ("name", "distribution", "version")}
-        for kind in ("generator", "normalization", "discriminator", "growth", "augmentation")}
+        for kind in ("generator", "normalization", "discriminator", "growth", "augmentation", "loss")}
     hparams = checkpoint["hyper_parameters"]
     assert hparams["generator"]["topology"] == plugins["generator"]["name"]
     assert hparams["generator"]["normalization"] == plugins["normalization"]["name"]
     assert hparams["discriminator"]["topology"] == plugins["discriminator"]["name"]
     assert hparams["growth"] == plugins["growth"]["name"] and hparams["growth_options"] == {"kimg_per_resolution": 0.016}
     assert hparams["augment"] == plugins["augmentation"]["name"] and hparams["augment_options"] == {"p": 0.5}
+    assert hparams["loss"] == plugins["loss"]["name"] and hparams["loss_options"] == {"drift": 0.01}
     # The progressive growth example built to-RGB / fromRGB layers below the output resolution.
     state = checkpoint["state_dict"]
     assert "G.synthesis.b8.torgb.weight" in state and "D.b8.fromrgb.weight" in state

@@ -17,6 +17,7 @@ BUILT_INS = {
     "generator": {"original", "skip", "residual", "revised", "stylegan1"},
     "discriminator": {"original", "skip", "residual", "revised", "stylegan1"},
     "growth": {"none"},
+    "loss": {"logistic", "hinge", "rpgan"},
 }
 
 GOOD_PLUGIN = '''
@@ -50,7 +51,7 @@ def test_unknown_name_lists_available_and_suggests_closest():
 
 
 def test_unknown_kind_lists_kinds():
-    with pytest.raises(registry.PluginError, match="normalization, generator, discriminator, growth, feature_extractor"):
+    with pytest.raises(registry.PluginError, match="normalization, generator, discriminator, growth, loss, feature_extractor"):
         registry.names("normalisations")
 
 
