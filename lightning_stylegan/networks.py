@@ -67,6 +67,18 @@ def check_synthesis_options(topology: str, options: dict | None) -> dict:
                         label=f"the generator plugin {topology!r}", given=given)
 
 
+# What build_discriminator's callers pass every discriminator plugin; ``topology_options`` adds its own.
+DISCRIMINATOR_ARGUMENTS = ("img_resolution", "img_channels", "c_dim", "progressive", "channel_base", "channel_max",
+                           "mbstd_group_size", "mbstd_num_channels", "mapping_layers", "conv_clamp")
+
+
+def check_discriminator_options(topology: str, options: dict | None) -> dict:
+    """``model.discriminator.topology_options`` checked against the discriminator plugin's constructor."""
+    return bind_options(registry.load("discriminator", topology), options,
+                        key="model.discriminator.topology_options", label=f"the discriminator plugin {topology!r}",
+                        given=DISCRIMINATOR_ARGUMENTS)
+
+
 def topology_default(group: str, topology: str, option: str):
     """The default of ``option`` in the constructor of the ``generator`` or ``discriminator``
     plugin ``topology``: what a recipe that leaves the option null gets (``channel_base``)."""
@@ -182,9 +194,10 @@ class Generator(nn.Module):
 def build_discriminator(topology: str = "residual", img_resolution: int = 256, img_channels: int = 3,
                         **kwargs) -> nn.Module:
     """The discriminator plugin ``topology`` with its keyword options (``c_dim``, ``channel_base``,
-    ``channel_max``, ``mbstd_group_size``, ...; see ``lightning_stylegan.discriminators.base``).
-    """
+    ``channel_max``, ``mbstd_group_size``, ...; see ``lightning_stylegan.discriminators.base``) and
+    the plugin's own ``topology_options``."""
     _check_image_format(img_resolution, img_channels)
     if kwargs.get("channel_base", 0) is None:
         kwargs["channel_base"] = topology_default("discriminator", topology, "channel_base")
+    kwargs.update(kwargs.pop("topology_options", None) or {})
     return registry.load("discriminator", topology)(img_resolution, img_channels, **kwargs)

@@ -168,3 +168,24 @@ def test_memory_layout_changes_no_value(monkeypatch):
     nchw = run()
     for a, b in zip(channels_last, nchw):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_discriminator_plugin_takes_its_own_options_checked_against_its_signature():
+    """``model.discriminator.topology_options``: the plugin's own keyword options (here residual's
+    resample_filter), checked as the other plugin options; a checkpoint from before the option
+    existed resumes as one without plugin options."""
+    from lightning_stylegan.errors import ConfigError
+    from lightning_stylegan.training.resume import network_differences
+    from lightning_stylegan.training.run_networks import initial_networks, network_hparams
+
+    hparams = network_hparams(16, 1, discriminator={"channel_base": 64, "channel_max": 8,
+                                                    "topology_options": {"resample_filter": [1, 1]}})
+    assert hparams["discriminator"]["topology_options"] == {"resample_filter": [1, 1]}
+    D = initial_networks(hparams).D
+    assert torch.allclose(D.b16.resample_filter, torch.full((2, 2), 0.25))
+    with pytest.raises(ConfigError, match="model.discriminator.topology_options: the discriminator plugin "
+                                          "'residual' has no option 'blocks'"):
+        network_hparams(16, 1, discriminator={"topology_options": {"blocks": 2}})
+    older = {"discriminator": {key: value for key, value in hparams["discriminator"].items() if key != "topology_options"}}
+    assert network_differences(older, {"discriminator": network_hparams(16, 1, discriminator={
+        "channel_base": 64, "channel_max": 8})["discriminator"]}) == []

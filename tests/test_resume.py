@@ -4,6 +4,7 @@ Every case runs the installed command and checks that the earlier run's files ar
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import shutil
 from pathlib import Path
@@ -70,6 +71,24 @@ def test_options_that_may_change_take_this_runs_value(first_run, tmp_path, form)
     # G's Adam runs at this run's lr x c, c = 4 / 5 for path length every 4 steps (Appendix B).
     assert saved["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.001 * 4 / 5)
     assert saved["run_config"]["r1.gamma"] == 0.5
+
+
+def test_a_schedule_given_on_resume_is_listed_and_followed(first_run, tmp_path):
+    """A hyper-parameter that becomes a schedule (R3GAN's cosine) is a changed option like any other;
+    the resumed steps take its value at the checkpoint's image counter."""
+    root = copy_run(first_run, tmp_path)
+    schedule = "{start: 0.002, end: 0.001, kimg: 0.048}"
+    result = cli("fit", *TINY, "--trainer.default_root_dir", root, "--ckpt_path", "last",
+                 "--model.total_kimg", 0.032, "--model.d_lr", schedule)
+    assert result.returncode == 0, result.stderr[-3000:]
+    changes = result.stderr.split("with changed options:")[1]
+    for change in ["model.d_lr 0.0025 -> None", "model.d_lr.start None -> 0.002", "model.d_lr.kind None -> 'cosine'"]:
+        assert change in changes, result.stderr[-3000:]
+    saved = torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["hyper_parameters"]["d_lr"] == {"start": 0.002, "end": 0.001, "kimg": 0.048, "kind": "cosine"}
+    # D's Adam at the last step (28 images in): the cosine's value x 16 / 17 for R1 every 16 steps.
+    value = 0.002 + (0.001 - 0.002) * (1 - math.cos(math.pi * 28 / 48)) / 2
+    assert saved["optimizer_states"][1]["param_groups"][0]["lr"] == pytest.approx(value * 16 / 17)
 
 
 def test_an_explicit_path_and_last_resume_identically(first_run, tmp_path):

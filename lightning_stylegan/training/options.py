@@ -60,6 +60,8 @@ class DiscriminatorOptions:
         mbstd_num_channels: feature maps the minibatch-stddev layer appends, 0 = off.
         mapping_layers: layers of the label-embedding network of conditional models.
         conv_clamp: clamp conv outputs to +-this value, None = off.
+        topology_options: further keyword options of the discriminator plugin, checked against its
+            constructor (a plugin's own widths or block counts).
     """
 
     topology: str = "residual"
@@ -69,3 +71,4 @@ class DiscriminatorOptions:
     mbstd_num_channels: int = 1
     mapping_layers: int = 8
     conv_clamp: float | None = None
+    topology_options: dict = field(default_factory=dict)

@@ -26,7 +26,7 @@ from ..errors import ConfigError
 NETWORK_OPTIONS = ("resolution", "channels", "label_dim", "generator", "discriminator", "growth", "growth_options",
                    "freeze_d")
 # Network options newer than some checkpoints, with the value an older checkpoint means.
-ADDED_OPTIONS = {"freeze_d": 0}
+ADDED_OPTIONS = {"freeze_d": 0, "discriminator.topology_options": {}}
 # Recorded for the record, not options of a run.
 NOT_OPTIONS = ("config", "ckpt_path", "print_config", "weights_only")
 
@@ -46,7 +46,11 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 def network_differences(checkpoint_hparams: dict, hparams: dict) -> list[str]:
     """``key: checkpoint value -> this run's value`` for every network option that differs."""
     def network(values):
-        return flatten({key: values.get(key, ADDED_OPTIONS.get(key)) for key in NETWORK_OPTIONS}, "model.")
+        flat = flatten({key: values.get(key, ADDED_OPTIONS.get(key)) for key in NETWORK_OPTIONS}, "model.")
+        for key, value in ADDED_OPTIONS.items():
+            if "." in key and key.split(".")[0] in values:  # a key inside a dict-valued option
+                flat.setdefault(f"model.{key}", value)
+        return flat
 
     saved, now = network(checkpoint_hparams), network(hparams)
     return [f"{key} {saved.get(key)!r} (checkpoint) != {now.get(key)!r} (now)"

@@ -15,8 +15,8 @@ from torch import nn
 from .. import registry
 from ..errors import ConfigError
 from ..network_files import discriminator_kwargs, generator_kwargs
-from ..networks import (Generator, build_discriminator, check_synthesis_options, topology_default,
-                        topology_has_w_space)
+from ..networks import (Generator, build_discriminator, check_discriminator_options, check_synthesis_options,
+                        topology_default, topology_has_w_space)
 from ..plugin_options import bind_options
 from .options import DiscriminatorOptions, GeneratorOptions
 
@@ -41,7 +41,9 @@ def network_hparams(resolution: int, channels: int, label_dim: int = 0,
                         channel_base=_or_default(generator.channel_base, "generator", generator.topology))
     discriminator = as_options(DiscriminatorOptions, discriminator)
     discriminator = replace(discriminator, channel_base=_or_default(discriminator.channel_base, "discriminator",
-                                                                    discriminator.topology))
+                                                                    discriminator.topology),
+                            topology_options=check_discriminator_options(discriminator.topology,
+                                                                         discriminator.topology_options))
     growth_options = bind_options(registry.load("growth", growth), growth_options, key="model.growth_options",
                                   label=f"the growth plugin {growth!r}", given=("final_resolution",))
     return {"resolution": resolution, "channels": channels, "label_dim": label_dim,
