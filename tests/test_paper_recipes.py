@@ -59,7 +59,7 @@ BASELINE = {
     "model.discriminator.channel_max": 512, "model.discriminator.mbstd_group_size": 4,
     "model.g_lr": 0.001, "model.d_lr": 0.001, "model.betas": [0.0, 0.99], "model.eps": 1e-8,
     "model.style_mixing_prob": None,  # null: 0.9 for a generator with a W space (test_train_loop) "model.ema_kimg": 10.0, "model.ema_rampup": None, "model.total_kimg": 25000,
-    "model.d_fake_labels": "reals",  # D_logistic_simplegp: G's fakes in D's step take the reals' labels
+    "model.fake_labels": "reals_for_d",  # D_logistic_simplegp: G's fakes in D's step take the reals' labels
     "model.growth": "progressive",
     "model.growth_options": {"start_resolution": 8, "phase_kimg": 600, "fade_kimg": 600, "reset_optimizer": True,
                              "lr_scale": {128: 1.5, 256: 2.0, 512: 3.0, 1024: 3.0},
@@ -82,7 +82,7 @@ CHANGES = {
                                            "model.discriminator.channel_base": 32768, "r1.gamma": 10.0}),
     # config F for your own data, with stylegan2-ada-pytorch's labels for D's fakes
     # (it writes style mixing's 0.9 out, which the paper recipes leave to the default)
-    "stylegan2.yaml": ("stylegan2/config-f.yaml", {"data.xflip": False, "model.d_fake_labels": "dataset",
+    "stylegan2.yaml": ("stylegan2/config-f.yaml", {"data.xflip": False, "model.fake_labels": "dataset",
                                                    "model.style_mixing_prob": 0.9}),
     **{f"table2/g-{g}_d-{d}.yaml": (CONFIG_E, {"model.generator.topology": g, "model.discriminator.topology": d})
        for g, d in product(TOPOLOGIES, TOPOLOGIES)},

@@ -168,29 +168,32 @@ def test_non_lazy_path_length_has_its_own_pass_on_the_shrunk_batch(tmp_path, mon
     assert sizes == [BATCH // 2] * 3
 
 
-@pytest.mark.parametrize("rule", ["dataset", "reals"])
-def test_the_fakes_of_ds_step_take_the_real_minibatchs_labels_under_the_tf_rule(tmp_path, rule):
-    """``d_fake_labels``: NVlabs' TF D loss feeds G the real minibatch's labels; stylegan2-ada-pytorch
-    draws them from the dataset. D's calls per step: G main (fake), D main (fake, then real)."""
+@pytest.mark.parametrize("rule", ["dataset", "reals_for_d", "reals"])
+def test_the_fakes_take_the_real_minibatchs_labels_where_the_rule_says(tmp_path, rule):
+    """``fake_labels``: stylegan2-ada-pytorch draws every phase's labels from the dataset, NVlabs' TF
+    D loss feeds G the real minibatch's labels, R3GAN's trainer does in both phases. D's calls per
+    step: G main (fake), D main (fake, then real)."""
     data = ImageDataModule(resolution=8, channels=1, batch_size=BATCH, max_images=64, val_images=0, use_labels=True)
-    model = tiny_model(total_kimg=steps(6), label_dim=data.label_dim, d_fake_labels=rule)
+    model = tiny_model(total_kimg=steps(6), label_dim=data.label_dim, fake_labels=rule)
     labels = []
     model.D.register_forward_pre_hook(lambda module, args, kwargs: labels.append(args[1].clone()), with_kwargs=True)
     trainer(tmp_path, R1(gamma=0.0), PathLength(weight=0)).fit(model, data)
     assert len(labels) == 6 * 3
-    same = [torch.equal(labels[3 * step + 1], labels[3 * step + 2]) for step in range(6)]
-    assert all(same) if rule == "reals" else not any(same)
+    d_same = [torch.equal(labels[3 * step + 1], labels[3 * step + 2]) for step in range(6)]
+    g_same = [torch.equal(labels[3 * step], labels[3 * step + 2]) for step in range(6)]
+    assert all(d_same) if rule != "dataset" else not any(d_same)
+    assert all(g_same) if rule == "reals" else not any(g_same)
+
+
+def test_an_unknown_fake_label_rule_names_the_rules():
+    with pytest.raises(ConfigError, match="'dataset'.*'reals_for_d'.*'reals'"):
+        tiny_model(fake_labels="batch")
 
 
 def test_style_mixing_defaults_to_the_papers_probability():
     """002_0a18e98dc55024d1.txt Appendix B: style mixing regularization with probability 0.9."""
     assert tiny_model().hparams["style_mixing_prob"] == 0.9
     assert tiny_model(style_mixing_prob=0.5).hparams["style_mixing_prob"] == 0.5
-
-
-def test_an_unknown_fake_label_rule_names_both_rules():
-    with pytest.raises(ConfigError, match="'dataset'.*'reals'"):
-        tiny_model(d_fake_labels="batch")
 
 
 def test_generator_labels_are_drawn_from_the_training_set(tmp_path):

@@ -77,11 +77,12 @@ class StyleGAN2(pl.LightningModule):
             ``ada`` callback tunes p of an adaptive plugin (``--ada.target``, null = fixed p).
         freeze_d: Freeze-D (Mo et al. 2020, NVlabs' ``--freezed``): D's first N layers from the
             input get no updates.
-        d_fake_labels: the labels of the fakes in D's step of a conditional run. ``dataset``: drawn
-            from the training set's labels, as in every other phase (NVlabs' stylegan2-ada-pytorch);
-            ``reals``: the real minibatch's own labels (NVlabs' TF StyleGAN and StyleGAN2,
-            ``D_logistic_simplegp`` / ``D_logistic_r1``; the recipes of configs A-F, Table 2 and
-            PIN). G's own step draws from the training set under either rule.
+        fake_labels: the labels G gets for the fakes of a conditional run. ``dataset``: drawn from the
+            training set's labels in every phase (NVlabs' stylegan2-ada-pytorch); ``reals_for_d``: the
+            real minibatch's own labels in D's step, drawn in G's (NVlabs' TF StyleGAN and StyleGAN2,
+            ``D_logistic_simplegp`` / ``D_logistic_r1``; the recipes of configs A-F, Table 2 and PIN);
+            ``reals``: the real minibatch's labels in every phase, so fake i and real i share a label
+            (R3GAN's official trainer; path length takes the first labels of the batch).
         loss: adversarial loss plugin: ``logistic`` (StyleGAN's non-saturating loss), ``hinge``,
             ``rpgan`` (relativistic pairing, R3GAN), or an installed plugin.
         loss_options: keyword options of the loss plugin, checked against its constructor.
@@ -95,12 +96,12 @@ class StyleGAN2(pl.LightningModule):
                  ema_rampup: float | None = 0.05, total_kimg: float = 25000, seed: int = 0,
                  max_nonfinite_steps: int = 100, growth: str = "none", growth_options: dict | None = None,
                  init_from: str | None = None, augment: str = "none", augment_options: dict | None = None,
-                 freeze_d: int = 0, d_fake_labels: Literal["dataset", "reals"] = "dataset",
+                 freeze_d: int = 0, fake_labels: Literal["dataset", "reals_for_d", "reals"] = "dataset",
                  loss: str = "logistic", loss_options: dict | None = None):
         super().__init__()
-        if d_fake_labels not in ("dataset", "reals"):
-            raise ConfigError(f"model.d_fake_labels must be 'dataset' (stylegan2-ada-pytorch) or 'reals' "
-                              f"(NVlabs' TF code), got {d_fake_labels!r}")
+        if fake_labels not in ("dataset", "reals_for_d", "reals"):
+            raise ConfigError(f"model.fake_labels must be 'dataset' (stylegan2-ada-pytorch), 'reals_for_d' (NVlabs' "
+                              f"TF code) or 'reals' (R3GAN), got {fake_labels!r}")
         networks = network_hparams(resolution, channels, label_dim, generator, discriminator, growth, growth_options)
         growth_label, augment_label = f"the growth plugin {growth!r}", f"the augmentation plugin {augment!r}"
         augment_class = registry.load("augmentation", augment)
@@ -125,7 +126,7 @@ class StyleGAN2(pl.LightningModule):
             "ema_rampup": ema_rampup, "total_kimg": total_kimg, "seed": seed,
             "max_nonfinite_steps": max_nonfinite_steps, "init_from": init_from, "augment": augment,
             "augment_options": augment_options | ({"p": as_hparam(augment_p)} if augment_p is not None else {}),
-            "freeze_d": freeze_d, "d_fake_labels": d_fake_labels, "loss": loss, "loss_options": loss_options})
+            "freeze_d": freeze_d, "fake_labels": fake_labels, "loss": loss, "loss_options": loss_options})
         self.automatic_optimization = False
         self.growth = _construct(registry.load("growth", growth), networks["growth_options"], "model.growth_options",
                                  growth_label, resolution)
@@ -299,7 +300,8 @@ class StyleGAN2(pl.LightningModule):
         # G main (+ path length when not lazy): the loss plugin's G loss from D's logits of the
         # fakes (and of the step's reals, for a relativistic loss).
         self.toggle_optimizer(opt_g)
-        z, gen_c = self._latents(batch_size, real_c)
+        g_reals_labels = self.hparams["fake_labels"] == "reals"
+        z, gen_c = self._latents(batch_size, real_c, reals_labels=g_reals_labels)
         fake, ws = self._generate(z, gen_c, stage)
         fake_logits = self.D(self.augment(fake), gen_c, alpha=stage.alpha)
         real_logits = self.D(self.augment(real), real_c, alpha=stage.alpha) if self.loss.generator_sees_reals else None
@@ -313,7 +315,7 @@ class StyleGAN2(pl.LightningModule):
         self._optimize(opt_g, self.G, loss_g)
         if path_length is not None and path_length.lazy and path_length.due(self.counters["g_steps"]):
             shrunk = max(batch_size // path_length.batch_shrink, 1)
-            fake, ws = self._generate(*self._latents(shrunk, real_c), stage)
+            fake, ws = self._generate(*self._latents(shrunk, real_c, reals_labels=g_reals_labels), stage)
             loss = self._path_length_loss(path_length, fake, ws) * path_length.loss_scale
             # "+ output * 0" keeps the whole output in the graph, as NVlabs does, so DDP sees it used.
             self._optimize(opt_g, self.G, loss + fake[:, 0, 0, 0].mean() * 0)
@@ -323,7 +325,7 @@ class StyleGAN2(pl.LightningModule):
         # D main (+ R1 / R2 when not lazy): the loss plugin's D loss from D's logits of the reals
         # and of fakes made without gradient. R1 / R2 are gradients in the un-augmented images.
         self.toggle_optimizer(opt_d)
-        z, gen_c = self._latents(batch_size, real_c, reals_labels=self.hparams["d_fake_labels"] == "reals")
+        z, gen_c = self._latents(batch_size, real_c, reals_labels=self.hparams["fake_labels"] != "dataset")
         with torch.no_grad():
             fake, _ = self._generate(z, gen_c, stage, update_emas=True)
         r1_now, r2_now = (reg is not None and not reg.lazy for reg in (r1, r2))
@@ -443,10 +445,10 @@ class StyleGAN2(pl.LightningModule):
         """z ~ N(0, I) and, for a conditional G, labels drawn at random from the training set's labels
         (NVlabs draws each phase's from the dataset, so G sees the label distribution of the data);
         without a data module that holds labels, from the batch's real labels. ``reals_labels``:
-        the batch's own labels (``d_fake_labels: reals``)."""
+        the batch's own labels, its first ``count`` (``fake_labels``)."""
         z = torch.randn(count, self.G.z_dim, device=self.device)
         if real_c is None or reals_labels:
-            return z, real_c
+            return z, None if real_c is None else real_c[:count]
         table = self._label_table if self._label_table is not None else real_c
         return z, table[torch.randint(len(table), (count,), device=table.device)]
 
