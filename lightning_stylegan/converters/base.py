@@ -47,6 +47,11 @@ class NetworkConverter:
     plain data."""
 
     description = ""
+    # Globals beyond NVlabs' (``restricted_pickle.ALLOWED``) that the pickles this converter reads name,
+    # as {(module, name): what the restricted unpickler gives for it}: data, or a class whose instances
+    # are data (a ``PersistentRecord`` subclass for a plainly pickled torch.nn.Module), never the
+    # pickle's own code. ``convert`` reads a pickle that ALLOWED refuses again with each converter's.
+    pickle_globals: dict = {}
 
     def handles(self, records: dict) -> bool:
         """Whether these records are the networks this converter reads (cheap: no tensors built)."""

@@ -171,7 +171,17 @@ _LEGACY_TORCH = b"\x8a\x0a" + 0x1950A86A20F9469CFC6C.to_bytes(10, "little")
 def _nvlabs_records(src: Path) -> dict:
     """``load_network_pickle(src)``; a file that is no pickle at all is a ``NetworkFileError``."""
     try:
-        return load_network_pickle(src)
+        try:
+            return load_network_pickle(src)
+        except UnsafePickleError as refusal:
+            refusals = [str(refusal)]
+            for name, converter in _converters()[0]:
+                if converter.pickle_globals:  # a pickle of other globals, which this converter's reader knows?
+                    try:
+                        return load_network_pickle(src, converter.pickle_globals)
+                    except UnsafePickleError as error:
+                        refusals.append(f"with the globals of the converter plugin {name!r}: {error}")
+            raise UnsafePickleError("; ".join(refusals)) from refusal
     except UnsafePickleError as error:
         raise UnsafePickleError(f"{error}. {ACCEPTS}") from error
     except Exception as error:  # UnpicklingError, EOFError, ValueError, ... for bytes that are no pickle

@@ -157,11 +157,15 @@ class RestrictedUnpickler(pickle.Unpickler):
                                 "an NVlabs network pickle; `convert` reads it with torch.load(weights_only=True)")
 
 
-def load_network_pickle(path: str | os.PathLike) -> dict:
-    """The top-level dict of an NVlabs network pickle, networks as ``PersistentRecord`` trees."""
+def load_network_pickle(path: str | os.PathLike, extra_globals: dict | None = None) -> dict:
+    """The top-level dict of an NVlabs network pickle, networks as ``PersistentRecord`` trees;
+    ``extra_globals`` ({(module, name): object}, a converter's ``pickle_globals``) are allowed too."""
     path = Path(path)
     with open(path, "rb") as file:
-        data = RestrictedUnpickler(file, str(path)).load()
+        unpickler = RestrictedUnpickler(file, str(path))
+        if extra_globals:
+            unpickler.allowed = {**ALLOWED, **extra_globals}
+        data = unpickler.load()
     if not isinstance(data, dict) or not any(isinstance(data.get(k), PersistentRecord) for k in ("G", "G_ema", "D")):
         raise UnsafePickleError(f"{path} holds {type(data).__name__}, not NVlabs' dict with G, D and G_ema")
     return _plain_top(data)
