@@ -114,7 +114,7 @@ class Generator(nn.Module):
                  synthesis_options: dict | None = None):
         super().__init__()
         synthesis_class = registry.load("generator", topology)
-        self.w_space = getattr(synthesis_class, "w_space", True)
+        self.w_space = topology_has_w_space(topology)
         if channel_base is None and self.w_space:
             channel_base = topology_default("generator", topology, "channel_base")
         _check_image_format(img_resolution, img_channels)

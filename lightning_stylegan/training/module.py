@@ -240,9 +240,9 @@ class StyleGAN2(pl.LightningModule):
     def _adam_ratio(self, network: str) -> float:
         """c of the network's lazy regularization: path length's for G; for D the interval of its
         gradient penalties (R1 and R2 share one pass, so an interval), R1's when both are off."""
-        if network == "G":
+        if network == "G":  # a generator without a W space has no path length, lazy or not
             regularizer = self.callback(PathLength, enabled_only=False)
-            return regularizer.adam_ratio if regularizer else 1.0
+            return regularizer.adam_ratio if regularizer and self.G.w_space else 1.0
         penalties = [reg for reg in (self.callback(R1, enabled_only=False), self.callback(R2, enabled_only=False))
                      if reg is not None]
         enabled = [reg for reg in penalties if reg.enabled]
@@ -584,9 +584,10 @@ def _scheduled_p(options: dict | None) -> tuple[dict, Schedule | None]:
     number or absent): the plugin is built with its default p, which the module then sets at every
     step from the images seen."""
     options = dict(options or {})
-    if isinstance(options.get("p"), (dict, Schedule)):
-        return options, as_scheduled(options.pop("p"), "model.augment_options.p")
-    return options, None
+    if not isinstance(options.get("p"), (dict, Schedule)):
+        return options, None
+    schedule = as_scheduled(options.pop("p"), "model.augment_options.p")
+    return options, schedule
 
 
 def _style_mixing_for(G, probability: float | None) -> float:

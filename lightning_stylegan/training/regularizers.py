@@ -108,7 +108,7 @@ class PathLength(LazyRegularizer):
     the lengths this project measures, see ``weight_at``), which is 2.0 for the StyleGAN2 layouts.
     The paper's interval is 8; stylegan2-ada-pytorch uses 4. A generator without a W space has no
     path length: left unset (null) the regularizer is then off, with no lazy-regularization
-    adjustment of G's Adam (``use_for``); a weight set for it is an error.
+    adjustment of G's Adam (``use_for``, ``StyleGAN2._adam_ratio``); a weight set for it is an error.
     """
 
     network = "G"
@@ -131,14 +131,14 @@ class PathLength(LazyRegularizer):
         return self.weight == "paper" or self.weight > 0
 
     def use_for(self, generator_name: str, w_space: bool) -> None:
-        """Bind to the run's generator: one without a W space turns path length off (and G's Adam
-        unadjusted), unless a weight > 0 was asked for, which is an error naming the generator."""
+        """Bind to the run's generator: one without a W space turns path length off, unless a
+        weight > 0 was asked for, which is an error naming the generator."""
         if w_space:
             return
         if self.requested and self.enabled:
             raise ConfigError(f"--path_length.weight {self.weight}: the generator {generator_name!r} has no W "
                               f"space, so it has no path length; drop --path_length.weight")
-        self.weight, self.interval = 0.0, 1
+        self.weight = 0.0
 
     def weight_at(self, resolution: int, num_ws: int) -> float:
         """The weight of the penalty for a generator of ``resolution`` with ``num_ws`` styles.
