@@ -76,7 +76,8 @@ def _lightning_cli(argv: list[str]) -> None:
     from .training.progress import KimgProgressBar, Ticks
     from .training.ada import AdaController
     from .training.regularizers import R1, R2, PathLength
-    from .training.snapshots import KimgCheckpoint, SampleGrid
+    from .training.checkpoints import KimgCheckpoint
+    from .training.snapshots import SampleGrid
 
     class StyleGANCLI(LightningCLI):
         checkpoint: dict | None = None  # the --ckpt_path checkpoint, read by the project's own safe reader

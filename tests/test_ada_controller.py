@@ -15,7 +15,7 @@ from lightning_stylegan.network_files import NetworkFileError, load_networks, re
 from lightning_stylegan.registry import PluginError
 from lightning_stylegan.training.ada import AdaController
 from lightning_stylegan.training.regularizers import PathLength, R1
-from lightning_stylegan.training.snapshots import KimgCheckpoint
+from lightning_stylegan.training.checkpoints import KimgCheckpoint
 from lightning_stylegan.training.transfer import discriminator_layers
 
 from test_train_loop import BATCH, steps, tiny_data, tiny_model, trainer

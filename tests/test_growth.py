@@ -15,7 +15,8 @@ from lightning_stylegan.nn.filters import downsample2d, setup_filter, upsample2d
 from lightning_stylegan.training.module import StyleGAN2
 from lightning_stylegan.training.options import DiscriminatorOptions, GeneratorOptions
 from lightning_stylegan.training.regularizers import PathLength, R1
-from lightning_stylegan.training.snapshots import KimgCheckpoint, SampleGrid
+from lightning_stylegan.training.checkpoints import KimgCheckpoint
+from lightning_stylegan.training.snapshots import SampleGrid
 
 TOPOLOGIES = ["original", "skip", "residual"]
 TINY = dict(channel_base=128, channel_max=16)

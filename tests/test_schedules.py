@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from lightning_stylegan.errors import ConfigError
 from lightning_stylegan.training.regularizers import R1, R2, PathLength
 from lightning_stylegan.training.schedules import Schedule, as_scheduled, value_at
-from lightning_stylegan.training.snapshots import KimgCheckpoint
+from lightning_stylegan.training.checkpoints import KimgCheckpoint
 from test_train_loop import BATCH, steps, tiny_data, tiny_model, trainer
 
 

@@ -11,7 +11,7 @@ from lightning_stylegan.errors import ConfigError
 from lightning_stylegan.training.module import StyleGAN2
 from lightning_stylegan.training.options import DiscriminatorOptions, GeneratorOptions
 from lightning_stylegan.training.regularizers import PathLength, R1
-from lightning_stylegan.training.snapshots import KimgCheckpoint
+from lightning_stylegan.training.checkpoints import KimgCheckpoint
 
 BATCH = 4
 

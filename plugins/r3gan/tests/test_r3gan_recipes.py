@@ -112,7 +112,7 @@ def test_a_run_resumed_in_the_middle_of_its_schedules_equals_the_uninterrupted_o
     from lightning_stylegan.data.datamodule import ImageDataModule
     from lightning_stylegan.training.module import StyleGAN2
     from lightning_stylegan.training.regularizers import R1, R2, PathLength
-    from lightning_stylegan.training.snapshots import KimgCheckpoint
+    from lightning_stylegan.training.checkpoints import KimgCheckpoint
 
     schedule = {"start": 0.05, "end": 0.005, "kimg": 0.024, "kind": "cosine"}
 

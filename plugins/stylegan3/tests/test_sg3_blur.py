@@ -17,7 +17,7 @@ from lightning_stylegan.training.ada import AdaController
 from lightning_stylegan.training.module import StyleGAN2
 from lightning_stylegan.training.options import DiscriminatorOptions, GeneratorOptions
 from lightning_stylegan.training.regularizers import PathLength, R1
-from lightning_stylegan.training.snapshots import KimgCheckpoint
+from lightning_stylegan.training.checkpoints import KimgCheckpoint
 from lightning_stylegan_stylegan3.blur import Blur, blur, blur_filter, blur_sigma
 
 BATCH = 4

@@ -1,0 +1,65 @@
+"""Checkpoints keyed on images seen: every ``every_kimg`` thousand images and ``last.ckpt``
+(also at the end of training). Every rank takes part in a save (the state is gathered from all of
+them); rank 0 writes the file.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from lightning.pytorch.callbacks import Checkpoint
+
+from ..kimg import crossed, maintenance
+
+
+class KimgCheckpoint(Checkpoint):
+    """Checkpoints every ``every_kimg`` thousand images (``kimg<kimg seen>.ckpt``, e.g.
+    ``kimg000010.016.ckpt`` after 10 016 images) and ``last.ckpt``
+    (also at the end of training), in ``dirpath`` (default ``<default_root_dir>/checkpoints``),
+    each written to a temporary file and renamed, so a crash never leaves a torn checkpoint.
+    ``--ckpt_path last`` resumes from ``last.ckpt`` there.
+    """
+
+    def __init__(self, dirpath: str | None = None, every_kimg: float = 50.0, save_every: bool = True):
+        self.dirpath, self.every_kimg, self.save_every = dirpath, every_kimg, save_every
+        self._before = 0
+        self.last_saved_at: int | None = None  # images seen of the last.ckpt this run wrote last
+
+    def directory(self, trainer) -> Path:
+        return Path(self.dirpath) if self.dirpath else Path(trainer.default_root_dir) / "checkpoints"
+
+    def last_path(self, trainer) -> Path:
+        return self.directory(trainer) / "last.ckpt"
+
+    def on_train_start(self, trainer, module) -> None:
+        self._before = module.images_seen
+        if trainer.is_global_zero:
+            for torn in sorted(self.directory(trainer).glob("*.ckpt.tmp")):
+                torn.unlink()  # a checkpoint cut off mid-write by a kill; the previous one is intact
+                print(f"Removed {torn}, left by a run that stopped while writing it.", file=sys.stderr)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if crossed(self._before, module.images_seen, self.every_kimg):
+            if self.save_every:
+                self.save(trainer, self.directory(trainer) / f"kimg{module.images_seen / 1000:010.3f}.ckpt")
+            self.save_last(trainer, module)
+        self._before = module.images_seen
+
+    def on_train_end(self, trainer, module) -> None:
+        self.save_last(trainer, module)
+
+    def save_last(self, trainer, module) -> None:
+        """Write ``last.ckpt`` (every rank must call this)."""
+        self.save(trainer, self.last_path(trainer))
+        self.last_saved_at = module.images_seen
+
+    @staticmethod
+    def save(trainer, path: Path) -> None:
+        """Write a full training checkpoint atomically (every rank must call this)."""
+        tmp = path.with_name(path.name + ".tmp")
+        with maintenance(trainer):
+            trainer.save_checkpoint(tmp, weights_only=False)  # rank 0 writes, all ranks wait
+            if trainer.is_global_zero:
+                os.replace(tmp, path)
+            trainer.strategy.barrier("KimgCheckpoint.save")
