@@ -8,8 +8,9 @@ augmentation probability moves by
     p <- clamp(p + sign(r_t - target) * batch * interval / (kimg * 1000), 0, 1)
 
 so p can go from 0 to 1 in ``kimg`` thousand images; r_t is averaged over the interval's batches
-and over all DDP ranks, so every rank steps p alike. As NVlabs' training loop, the signs of D main
-and D reg passes are counted, and the first update comes after the first batch.
+and over all DDP ranks, so every rank steps p alike (a checkpoint holds the signs summed over the
+ranks). As NVlabs' training loop, the signs of D main and D reg passes are counted, and the first
+update comes after the first batch.
 
 Like the regularizer callbacks, this one owns the policy and the state (the signs gathered since
 the last update); the LightningModule runs the forwards and calls ``record`` and ``update``.
@@ -20,6 +21,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from ..errors import ConfigError
+from . import ranks
 
 DEFAULT_KIMG = 500
 TRANSFER_KIMG = 100  # NVlabs' --resume: "make ADA react faster at the beginning"
@@ -76,7 +78,12 @@ class AdaController(Callback):
         return r_t
 
     def state_dict(self) -> dict:
-        return {"signs": self.signs.cpu().tolist()}
+        """The signs gathered since the last update, summed over the ranks: the update reads only
+        that sum (sums of +-1 and counts in float64: exact in any order)."""
+        return {"signs": [sum(column) for column in zip(*ranks.every_rank(self.signs.cpu().tolist()))]}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.signs = torch.tensor(state_dict["signs"], dtype=torch.float64)
+        """Rank 0 resumes with the sum of every rank's signs, the others with none: the next update's
+        r_t is the uninterrupted run's, with any number of ranks."""
+        rank, _ = ranks.rank_and_world()
+        self.signs = torch.tensor(state_dict["signs"], dtype=torch.float64) * (rank == 0)

@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from ..errors import ConfigError
+from . import ranks
 from .penalties import gamma_pl
 from .schedules import Schedule, as_scheduled, bounds, value_at
 
@@ -158,7 +159,15 @@ class PathLength(LazyRegularizer):
         return (lengths - pl_mean).square()
 
     def state_dict(self) -> dict:
-        return {"pl_mean": float(self.pl_mean)}
+        """``pl_mean`` of every rank (each updates its own, as NVlabs' GPUs do), so that a resumed DDP
+        run continues exactly; ``pl_mean`` itself is rank 0's (what older versions saved)."""
+        return {"pl_mean": float(self.pl_mean), "pl_mean_per_rank": ranks.every_rank(float(self.pl_mean))}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.pl_mean = torch.tensor(float(state_dict["pl_mean"]))
+        """This rank's saved target; with another world size than the run that saved it, the mean
+        of the saved ranks' targets (each estimates the same expected length)."""
+        per_rank = state_dict.get("pl_mean_per_rank")
+        own = ranks.this_ranks(per_rank)
+        if own is None:
+            own = sum(per_rank) / len(per_rank) if per_rank else state_dict["pl_mean"]
+        self.pl_mean = torch.tensor(float(own))
