@@ -4,8 +4,13 @@
   version and a one-line description (or why it is broken).
 * ``lightning-stylegan fit|validate --config recipes/<recipe>.yaml [--ckpt_path last]``:
   LightningCLI over ``training.module.StyleGAN2`` and ``data.datamodule.ImageDataModule``, with the
-  regularizer, augmentation-controller, sample-grid, checkpoint and metrics callbacks as top-level
-  groups ``r1``, ``r2``, ``path_length``, ``ada``, ``samples``, ``checkpoints`` and ``metrics``.
+  regularizer, augmentation-controller, sample-grid, checkpoint, preemption and metrics callbacks as
+  top-level groups ``r1``, ``r2``, ``path_length``, ``ada``, ``samples``, ``checkpoints``,
+  ``preemption`` and ``metrics``.
+
+Exit status: 0 done, 1 failed while running, 2 bad input (``errors.UsageError``), 75
+(``PREEMPTED_STATUS``) stopped on a signal with ``last.ckpt`` saved: run it again with
+``--ckpt_path last`` to go on.
 """
 from __future__ import annotations
 
@@ -77,6 +82,7 @@ def _lightning_cli(argv: list[str]) -> None:
     from .training.ada import AdaController
     from .training.regularizers import R1, R2, PathLength
     from .training.checkpoints import KimgCheckpoint
+    from .training.preemption import Preemption
     from .training.snapshots import SampleGrid
 
     class StyleGANCLI(LightningCLI):
@@ -89,6 +95,7 @@ def _lightning_cli(argv: list[str]) -> None:
             parser.add_lightning_class_args(AdaController, "ada")
             parser.add_lightning_class_args(SampleGrid, "samples")
             parser.add_lightning_class_args(KimgCheckpoint, "checkpoints")
+            parser.add_lightning_class_args(Preemption, "preemption")  # after checkpoints: its poll ends a step
             parser.add_lightning_class_args(Metrics, "metrics")
             parser.add_lightning_class_args(Ticks, "ticks")
             parser.link_arguments("data.resolution", "model.resolution")
@@ -247,11 +254,16 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
     argv = [arg for arg in argv if arg != "--debug"]
     hide_dependency_noise()
+    from .training.preemption import PREEMPTED_STATUS, StopToResume
+
     try:
         _lightning_cli(argv)
     except RunComplete as done:
         print(done, file=sys.stderr)
         return 0
+    except StopToResume as stop:
+        print(stop, file=sys.stderr)
+        return PREEMPTED_STATUS
     except Exception as error:
         if debug:
             raise

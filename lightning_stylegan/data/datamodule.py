@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Subset
 from .dataset import ImageDataset
 from .images import ImageDataError
 from .sampler import InfiniteSampler, StagedBatchSampler
+from .workers import ignore_stop_signals
 
 # What the networks build (lightning_stylegan.networks, generators.base): 8x8 up to 1024x1024.
 RESOLUTIONS = tuple(2 ** i for i in range(3, 11))
@@ -125,7 +126,8 @@ class ImageDataModule(L.LightningDataModule):
         self._check_batch_fits(batch_size_at(start), staged=bool(staged_at(start)))
 
         return DataLoader(self.train_set, batch_sampler=StagedBatchSampler(sampler, batch_size_at),
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          worker_init_fn=ignore_stop_signals)
 
     def _check_batch_fits(self, batch_size: int, staged: bool = False) -> None:
         """Refuse a dataset with fewer items (mirrored copies included) than one batch."""
@@ -148,9 +150,9 @@ class ImageDataModule(L.LightningDataModule):
         if self.val_count == 0:
             return []
         loaders = [DataLoader(Subset(self.dataset, range(self.val_count)), batch_size=self.batch_size,
-                              num_workers=self.num_workers)]
+                              num_workers=self.num_workers, worker_init_fn=ignore_stop_signals)]
         if self.val_held_out:
             count = min(self.val_count, self.dataset.num_images - self.val_count)
             loaders.append(DataLoader(Subset(self.train_set, range(count)), batch_size=self.batch_size,
-                                      num_workers=self.num_workers))
+                                      num_workers=self.num_workers, worker_init_fn=ignore_stop_signals))
         return loaders if len(loaders) > 1 else loaders[0]

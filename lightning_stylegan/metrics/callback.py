@@ -17,6 +17,7 @@ from torch import nn
 from ..data.dataset import ImageDataset
 from ..errors import ConfigError
 from ..kimg import crossed, maintenance
+from ..training.preemption import poll_function
 from .catalog import parse_metrics
 from .evaluate import MetricOptions, check_metrics, compute_metrics
 from .shards import Shards
@@ -122,7 +123,8 @@ class Metrics(Callback):
             if stage.resolution != G.img_resolution:
                 G = StageGenerator(G, stage.resolution, stage.alpha)
             self.options.device = str(module.device)
-            shards = Shards.from_process_group() if trainer.world_size > 1 else Shards()
+            poll = poll_function(trainer)  # a stop signal abandons the metric between rounds
+            shards = Shards.from_process_group(poll=poll) if trainer.world_size > 1 else Shards(poll=poll)
             results, _ = compute_metrics(self.specs, G, self.real_dataset(trainer.datamodule), self.options,
                                          shards=shards)
         scalars = {f"Metrics/{name}": value for name, value in results.items()}

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.workers import ignore_stop_signals
 from ..images import to_uint8
 from .shards import NOISE, Shards, batch_generator, batch_seed
 
@@ -230,7 +231,7 @@ def generator_stats(G: torch.nn.Module, extractor: torch.nn.Module, num_images: 
     try:
         with torch.random.fork_rng(devices=cuda), \
                 shards.progress_bar(mine, progress, desc="generated images", unit="img") as bar:
-            for j, start, stop in mine:
+            for j, start, stop in shards.polled(mine, num_images, batch_size):
                 latents = batch_generator(seed, j)
                 torch.manual_seed(batch_seed(seed, j, NOISE))
                 z = torch.randn(stop - start, G.z_dim, generator=latents).to(device)
@@ -298,9 +299,10 @@ def dataset_stats(dataset, extractor: torch.nn.Module, max_images: int | None = 
     mine = shards.batches(num, batch_size)
     items = [i for _, start, stop in mine for i in range(start, stop)]
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, items), batch_size=batch_size,
-                                         num_workers=num_workers)  # this rank's batches, one per step
+                                         num_workers=num_workers,  # this rank's batches, one per step
+                                         worker_init_fn=ignore_stop_signals)
     with torch.no_grad(), shards.progress_bar(mine, progress, desc="real images", unit="img") as bar:
-        for images, _labels in loader:
+        for images, _labels in shards.polled(loader, num, batch_size):
             # dataset items are uint8 / 127.5 - 1: undo that exactly
             pixels = torch.round((images + 1) * 127.5).clamp(0, 255).to(torch.uint8)
             stats.append(extractor(pixels.to(device))[0])

@@ -150,7 +150,7 @@ def perceptual_path_length(G: nn.Module, distance: nn.Module, num_samples: int =
     mine = shards.batches(num_samples, batch_size)
     results = []
     with torch.no_grad(), shards.progress_bar(mine, progress, desc=f"ppl {space}{sampling}", unit="pair") as bar:
-        for j, start, stop in mine:
+        for j, start, stop in shards.polled(mine, num_samples, batch_size):
             n, generator = stop - start, batch_generator(seed, j)
             t = torch.rand(n, generator=generator) * (1.0 if sampling == "full" else 0.0)
             z0, z1 = torch.randn(2 * n, G.z_dim, generator=generator).chunk(2)

@@ -43,7 +43,8 @@ def _by_rows(rows: torch.Tensor, row_batch: int, shards: Shards | None, result) 
     order on every rank (on the rows' device)."""
     shards = shards or Shards()
     n = rows.shape[0]
-    blocks = [result(slice(start, stop)) for _, start, stop in shards.batches(n, row_batch)]
+    mine = shards.batches(n, row_batch)
+    blocks = [result(slice(start, stop)) for _, start, stop in shards.polled(mine, n, row_batch)]
     return shards.gather(blocks, n, row_batch).to(rows.device)
 
 

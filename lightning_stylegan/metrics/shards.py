@@ -44,23 +44,26 @@ class Shards:
     """Which batches this process computes (``batches``) and every rank's results in item order
     (``gather``). ``Shards()`` is a single process; ``Shards.from_process_group()`` the ranks of
     the initialized default process group. ``device`` carries the collectives (CPU for gloo, this
-    rank's GPU for nccl); gathered tensors are returned on the CPU.
+    rank's GPU for nccl); gathered tensors are returned on the CPU. ``poll``, if given, is called
+    between rounds of batches (``polled``) and may raise to abandon the work, e.g. a training run's
+    stop request (``training.preemption``).
     """
 
-    def __init__(self, rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu"):
+    def __init__(self, rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu", poll=None):
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"Shards needs 0 <= rank < world_size, got rank {rank} of {world_size}")
         self.rank, self.world_size, self.device = rank, world_size, torch.device(device)
+        self.poll = poll
 
     @classmethod
-    def from_process_group(cls, device: str | torch.device | None = None) -> Shards:
-        """The default process group's rank and size (``Shards()`` when torch.distributed is not
-        initialized). ``device`` defaults to the current CUDA device under nccl, else the CPU."""
+    def from_process_group(cls, device: str | torch.device | None = None, poll=None) -> Shards:
+        """The default process group's rank and size (``Shards(poll=poll)`` when torch.distributed
+        is not initialized). ``device`` defaults to the current CUDA device under nccl, else the CPU."""
         if not (dist.is_available() and dist.is_initialized()):
-            return cls()
+            return cls(poll=poll)
         if device is None:
             device = torch.device("cuda", torch.cuda.current_device()) if "nccl" in str(dist.get_backend()) else "cpu"
-        return cls(dist.get_rank(), dist.get_world_size(), device)
+        return cls(dist.get_rank(), dist.get_world_size(), device, poll)
 
     @property
     def is_main(self) -> bool:
@@ -82,6 +85,20 @@ class Shards:
         """``(j, start, stop)`` of the batches this rank computes: those with j % world_size == rank."""
         return [batch for batch in self.all_batches(num_items, batch_size)
                 if batch[0] % self.world_size == self.rank]
+
+    def polled(self, items, num_items: int, batch_size: int):
+        """Yield ``items`` (one per batch of ``batches(num_items, batch_size)``), calling ``poll``
+        once per round of ``world_size`` batches: before each of this rank's batches, and once more
+        at the end on a rank that has no batch in the last round. So every rank calls it equally
+        often, in the same order, and a poll may be a collective."""
+        rounds = -(-len(self.all_batches(num_items, batch_size)) // self.world_size)
+        for item in items:
+            if self.poll is not None:
+                self.poll()
+            rounds -= 1
+            yield item
+        for _ in range(rounds if self.poll is not None else 0):
+            self.poll()
 
     def progress_bar(self, batches: list[tuple[int, int, int]], show: bool = True, **options) -> tqdm:
         """A tqdm bar (``options``: desc, unit, ...) over the items of ``batches`` (this rank's, from

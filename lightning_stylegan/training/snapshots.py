@@ -14,6 +14,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from ..images import image_grid, save_png, to_uint8
 from ..kimg import crossed, maintenance
 from ..networks import require_w_space
+from .preemption import stop_requested
 
 
 class SampleGrid(Callback):
@@ -71,10 +72,13 @@ class SampleGrid(Callback):
         if G.c_dim:
             c = torch.eye(G.c_dim, device=module.device)[torch.arange(count) % G.c_dim]
         stage = module.stage
-        images = torch.cat([G(zb, cb, truncation_psi=self.truncation_psi, noise_mode="const",
-                              resolution=stage.resolution, alpha=stage.alpha)
-                            for zb, cb in zip(z.split(16), c.split(16) if c is not None else [None] * count)])
-        images = F.interpolate(images, size=G.img_resolution, mode="nearest")
+        chunks = []
+        for zb, cb in zip(z.split(16), c.split(16) if c is not None else [None] * count):
+            if stop_requested(trainer):
+                return  # the run stops to be resumed: no grid rather than a late one
+            chunks.append(G(zb, cb, truncation_psi=self.truncation_psi, noise_mode="const",
+                            resolution=stage.resolution, alpha=stage.alpha))
+        images = F.interpolate(torch.cat(chunks), size=G.img_resolution, mode="nearest")
         grid = image_grid(to_uint8(images), self.columns)
         save_png(grid, self.directory / name)
         for logger in trainer.loggers:
