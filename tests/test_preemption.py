@@ -134,29 +134,40 @@ def test_dataloader_workers_leave_a_signal_to_the_whole_group_to_the_main_proces
 
 
 DDP = ["--trainer.strategy", "ddp", "--trainer.devices", 2, "--trainer.accelerator", "cpu", "--data.resolution", 16,
-       # progressive growing 8 -> 16 px, fading in over steps 2-5 (8 images a step), and ADA's p moving
+       # progressive growing 8 -> 16 px, fading in over steps 2-5 (8 images a step), ADA's p moving
        "--model.growth", "progressive", "--model.growth_options", "{phase_kimg: 0.016, fade_kimg: 0.032}",
-       "--model.augment", "ada", "--ada.target", 0.0, "--ada.interval", 3, "--ada.kimg", 0.1,
-       "--checkpoints.every_kimg", 0.024]
+       "--model.augment", "ada", "--ada.target", 0.0, "--ada.interval", 4, "--ada.kimg", 0.1,
+       "--checkpoints.every_kimg", 0.024,
+       # and a metric every 2 steps, its 5 batches of 4 images split 3 + 2 over the ranks
+       "--metrics.metrics", "[fid20_full]", "--metrics.features", "tiny", "--metrics.every_kimg", 0.016,
+       "--metrics.batch_size", BATCH]
 
 
-def test_a_signal_to_one_ddp_rank_stops_both_mid_fade_in_and_the_resume_is_exact(tmp_path):
+def test_a_signal_to_one_ddp_rank_stops_both_mid_fade_in_and_the_resume_is_exact(site, tmp_path):
+    from metric_plugins import install_tiny_extractor
+
+    install_tiny_extractor(site)
+    env = environment(PYTHONPATH=os.pathsep.join([str(site), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]))
+    ddp = [*DDP, "--model.total_kimg", 2 * KIMG, "--metrics.cache_dir", tmp_path / "cache"]
     straight = tmp_path / "straight"
-    result = fit(straight, *DDP, "--model.total_kimg", 2 * KIMG, timeout=300)
+    result = fit(straight, *ddp, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
 
+    # Rank 1 alone is signalled as step 3 ends (32 images), before the metric due then: both ranks
+    # learn of it at the metric's first round of batches and stop there.
     root = tmp_path / "run"
-    stopped = fit(root, *DDP, "--model.total_kimg", 2 * KIMG,
-                  "--config", probe(tmp_path, signal_name="SIGTERM", step=4, rank=1), timeout=300)
+    stopped = fit(root, *ddp, "--config", probe(tmp_path, signal_name="SIGTERM", step=3, where="step_end", rank=1),
+                  env=env, timeout=300)
     assert stopped.returncode == PREEMPTED_STATUS, stopped.stderr[-3000:]
-    assert "Stopped on SIGTERM at 0.04 kimg" in stopped.stderr
-    # Saved mid fade-in, with ADA's signs of step 4 gathered for the update after step 6.
+    assert "Stopped on SIGTERM at 0.032 kimg" in stopped.stderr
+    assert scalar_steps(root, "Metrics/") == {"Metrics/fid20_full": [16]}
+    # Saved mid fade-in, with ADA's signs of steps 1-3 gathered for the update after step 4.
     saved = torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)
-    assert saved["counters"]["images_seen"] == 40 and 0 < saved["growth_lod"] < 1
+    assert saved["counters"]["images_seen"] == 32 and 0 < saved["growth_lod"] < 1
     assert 0 < float(saved["state_dict"]["augment.p"]) and saved["callbacks"]["AdaController"]["signs"][1] > 0
     assert len(saved["callbacks"]["PathLength"]["pl_mean_per_rank"]) == 2
 
-    resumed = fit(root, *DDP, "--model.total_kimg", 2 * KIMG, "--ckpt_path", "last", timeout=300)
+    resumed = fit(root, *ddp, "--ckpt_path", "last", env=env, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same(training_state(root / "checkpoints" / "last.ckpt"), training_state(straight / "checkpoints" / "last.ckpt"))
 
