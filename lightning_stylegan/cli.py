@@ -254,8 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
     argv = [arg for arg in argv if arg != "--debug"]
     hide_dependency_noise()
-    from .training.preemption import PREEMPTED_STATUS, StopToResume
+    from .training.preemption import PREEMPTED_STATUS, StopToResume, install_stop_handlers
 
+    if argv[0] == "fit":
+        install_stop_handlers()  # a signal during start-up stops the run before its first step
     try:
         _lightning_cli(argv)
     except RunComplete as done:

@@ -13,7 +13,7 @@ from lightning.pytorch import Callback
 class SendSignal(Callback):
     """``where``: ``mid_step`` (at G's optimizer step of the step whose ``g_steps`` is ``step``),
     ``step_end`` (after that step, before the callbacks that follow this one: sample grids,
-    metrics, checkpoints)."""
+    metrics, checkpoints), ``setup`` (as the fit sets up, before any step; ``step`` is ignored)."""
 
     def __init__(self, signal_name: str, step: int, where: str = "mid_step", rank: int = 0,
                  also_while_saving: str | None = None, process_group: bool = False):
@@ -22,6 +22,11 @@ class SendSignal(Callback):
         self.step, self.where, self.rank = step, where, rank
         self.sent, self.current = False, -1
         self.process_group = process_group  # the whole group (DataLoader workers too), as Ctrl-C does
+
+    def setup(self, trainer, module, stage: str) -> None:
+        if self.where == "setup" and trainer.global_rank == self.rank:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         self.current = module.counters["g_steps"]  # this step's, counted from 0

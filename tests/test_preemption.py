@@ -16,6 +16,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cli_run import BATCH, REPO, TINY, cli
+from lightning_stylegan.metrics.shards import Shards
 from lightning_stylegan.training.preemption import PREEMPTED_STATUS
 
 STEPS = 8  # of BATCH images: a run of 0.032 kimg
@@ -123,6 +124,25 @@ def test_a_signal_abandons_the_metric_and_grid_in_progress(uninterrupted, site, 
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert scalar_steps(root, "Metrics/", version=1) == {"Metrics/fid2k_full": [32]}  # the next one due
     assert_same(training_state(root / "checkpoints" / "last.ckpt"), training_state(uninterrupted))
+
+
+def test_a_signal_during_start_up_stops_the_run_before_its_first_step(tmp_path):
+    root = tmp_path / "run"
+    stopped = fit(root, "--config", probe(tmp_path, signal_name="SIGUSR1", step=0, where="setup"))
+    assert stopped.returncode == PREEMPTED_STATUS, stopped.stderr[-3000:]
+    assert f"Stopped on SIGUSR1 at 0 kimg: saved {root / 'checkpoints' / 'last.ckpt'}" in stopped.stderr
+    assert torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)["counters"]["g_steps"] == 0
+
+
+@pytest.mark.parametrize("rank, batches", [(0, 3), (1, 2)])
+def test_metric_work_polls_as_often_on_every_rank(rank, batches):
+    """5 batches over 2 ranks (3 + 2): both poll 3 times, in rounds, so a poll can be a collective."""
+    events = []
+    shards = Shards(rank, 2, poll=lambda: events.append("poll"))
+    for j, _, _ in shards.polled(shards.batches(20, 4), 20, 4):
+        events.append(j)
+    assert events == [e for j in range(rank, 6, 2) for e in (["poll", j] if j < 5 else ["poll"])]
+    assert events.count("poll") == 3 and len(events) == 3 + batches
 
 
 def test_dataloader_workers_leave_a_signal_to_the_whole_group_to_the_main_process(tmp_path):

@@ -11,6 +11,8 @@ step boundary and comes back exactly with ``--ckpt_path last`` (callback group `
   which writes ``last.ckpt`` (atomically, unless this step's is written already), runs
   ``scontrol requeue`` under SLURM on its requeue signal, and the command exits with
   ``PREEMPTED_STATUS``.
+* The command records the signals from the start of ``fit``, so one that comes during start-up
+  (imports, data, reading the checkpoint) stops the run before its first step.
 * Sample grids are written by rank 0 alone, so they check the local record (``stop_requested``)
   and stop early without a collective.
 
@@ -33,11 +35,10 @@ from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
-from ..errors import ConfigError
+from ..data.workers import STOP_SIGNALS
 
 # sysexits.h EX_TEMPFAIL, "try again later": stopped on a signal, last.ckpt saved, resume to go on.
 PREEMPTED_STATUS = 75
-STOP_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGINT")
 
 
 class StopToResume(Exception):
@@ -54,17 +55,53 @@ class StopToResume(Exception):
         return f"Stopped on {signal.Signals(self.signum).name}{saved} (exit status {PREEMPTED_STATUS})"
 
 
+_received = 0  # the first stop signal this process received, 0 = none
+_originals: dict[int, object] = {}  # the handlers the stop signals had before install_stop_handlers
+
+
+def _record(signum: int, _frame) -> None:
+    global _received
+    _received = _received or signum
+
+
+def install_stop_handlers() -> None:
+    """Record SIGTERM, SIGUSR1 and SIGINT instead of dying of them (from the main thread only;
+    Python delivers signals there). The command installs them as ``fit`` starts, so that a signal
+    during start-up stops the run at its first poll too; the callback installs them again over
+    Lightning's own."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in STOP_SIGNALS:
+        previous = signal.signal(signum, _record)
+        if previous is not _record:
+            _originals.setdefault(signum, previous)
+
+
+def restore_stop_handlers() -> None:
+    """The handlers from before ``install_stop_handlers``, and no signal recorded."""
+    global _received
+    if threading.current_thread() is threading.main_thread():
+        for signum, handler in _originals.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        _originals.clear()
+    _received = 0
+
+
+def stop_requested() -> bool:
+    """Whether this process received a stop signal (no collective: for rank-0-only work)."""
+    return bool(_received)
+
+
 class Preemption(Checkpoint):
-    """Stop at the next step boundary on a signal, save ``last.ckpt`` and exit with status 75.
+    """Stop at the next step boundary on SIGTERM (cloud preemption, Kubernetes, ``scancel``),
+    SIGUSR1 (SLURM's ``--signal=USR1@90``) or SIGINT (Ctrl-C): save ``last.ckpt`` and exit with
+    status 75. Other signals keep their usual effect; SIGKILL loses what was trained since the last
+    checkpoint.
 
     A ``Checkpoint`` callback, so Lightning runs its hooks after the other callbacks': the poll at the
     end of a step comes after that step's grids, metrics and periodic checkpoint.
 
     Args:
-        signals: the signals that stop the run to be resumed (default SIGTERM: cloud preemption,
-            Kubernetes, ``scancel``; SIGUSR1: SLURM's ``--signal=USR1@90``; SIGINT: Ctrl-C). Any
-            other signal keeps its usual effect; SIGKILL loses what was trained since the last
-            checkpoint.
         requeue: under SLURM, after saving on SIGUSR1, rank 0 runs ``scontrol requeue <job id>``
             (the job must allow requeueing: ``sbatch --requeue``). SIGTERM never requeues:
             ``scancel`` sends it, and SLURM requeues the jobs it preempts itself.
@@ -72,55 +109,30 @@ class Preemption(Checkpoint):
 
     group = "preemption"
 
-    def __init__(self, signals: list[str] | None = None, requeue: bool = True):
-        names = list(STOP_SIGNALS if signals is None else signals)
-        unknown = [name for name in names if name not in STOP_SIGNALS]
-        if unknown:
-            raise ConfigError(f"--preemption.signals {unknown}: choose among {list(STOP_SIGNALS)}")
-        self.signals = [signal.Signals[name] for name in names]
+    def __init__(self, requeue: bool = True):
         self.requeue = requeue
-        self.received = 0  # the first stop signal received, 0 = none
-        self._previous: dict[int, object] = {}
-
-    # ----------------------------------------------------------------- the handler
-    def _record(self, signum: int, _frame) -> None:
-        self.received = self.received or signum
-
-    def _install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # Python delivers signals to the main thread only
-        for signum in self.signals:
-            previous = signal.signal(signum, self._record)
-            if previous != self._record:
-                self._previous.setdefault(signum, previous)
-
-    def _restore(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            for signum, handler in self._previous.items():
-                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        self._previous = {}
 
     def on_fit_start(self, trainer, module) -> None:
         # Installed before Lightning registers its own handlers, so it sees a SIGUSR1 handler and
         # leaves out its SLURM auto-requeue (which saves hpc_ckpt_<n>.ckpt mid-step from the handler).
-        self.received = 0
-        self._install()
+        install_stop_handlers()
 
     def on_train_start(self, trainer, module) -> None:
         # Again: Lightning's SIGTERM handler (registered since on_fit_start) broadcasts from inside
         # the handler, which hangs DDP when the signal reaches one rank only.
         if trainer.received_sigterm:
-            self.received = self.received or signal.SIGTERM
-        self._install()
+            _record(signal.SIGTERM, None)
+        install_stop_handlers()
+        self.poll(trainer)  # a signal during start-up: stop before the first step
 
     def teardown(self, trainer, module, stage: str) -> None:
-        self._restore()
+        restore_stop_handlers()
 
     # ----------------------------------------------------------------- polls
     def poll(self, trainer) -> None:
         """Raise ``StopToResume`` on every rank when any rank received a stop signal. A collective
         under DDP: every rank must call it at the same point."""
-        received = self.received
+        received = _received
         if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
             flag = torch.tensor([received], device=trainer.strategy.root_device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
@@ -140,23 +152,20 @@ class Preemption(Checkpoint):
 
     # ----------------------------------------------------------------- the stop
     def on_exception(self, trainer, module, exception: BaseException) -> None:
-        if not isinstance(exception, StopToResume):
-            return
+        if isinstance(exception, StopToResume):
+            self._save(trainer, module, exception)
+        restore_stop_handlers()
+
+    def _save(self, trainer, module, stop: StopToResume) -> None:
         from .checkpoints import KimgCheckpoint
 
         found = [cb for cb in trainer.callbacks if isinstance(cb, KimgCheckpoint)]
         checkpoints = found[0] if found else KimgCheckpoint()
         if checkpoints.last_saved_at != module.images_seen:
             checkpoints.save_last(trainer, module)
-        exception.kimg, exception.saved = module.kimg, checkpoints.last_path(trainer)
-        if trainer.is_global_zero and self.requeue and exception.signum == signal.SIGUSR1:
+        stop.kimg, stop.saved = module.kimg, checkpoints.last_path(trainer)
+        if trainer.is_global_zero and self.requeue and stop.signum == signal.SIGUSR1:
             requeue_slurm_job()
-        self._restore()
-
-
-def stop_requested(trainer) -> bool:
-    """Whether this process received a stop signal (no collective: for rank-0-only work)."""
-    return any(isinstance(cb, Preemption) and cb.received for cb in trainer.callbacks)
 
 
 def poll_function(trainer):

@@ -74,7 +74,7 @@ class SampleGrid(Callback):
         stage = module.stage
         chunks = []
         for zb, cb in zip(z.split(16), c.split(16) if c is not None else [None] * count):
-            if stop_requested(trainer):
+            if stop_requested():
                 return  # the run stops to be resumed: no grid rather than a late one
             chunks.append(G(zb, cb, truncation_psi=self.truncation_psi, noise_mode="const",
                             resolution=stage.resolution, alpha=stage.alpha))
