@@ -24,6 +24,7 @@ from pathlib import Path
 from . import __version__, registry
 from .dependency_noise import hide_dependency_noise
 from .errors import ConfigError, UsageError
+from .stop_signals import install_stop_handlers
 
 DEBUG_VARIABLE = "LIGHTNING_STYLEGAN_DEBUG"
 
@@ -251,13 +252,13 @@ def main(argv: list[str] | None = None) -> int:
               "Run `lightning-stylegan fit --help` for every option; add --debug (or set "
               f"{DEBUG_VARIABLE}=1) to see the full traceback of an error.")
         return 0 if argv else 2
+    if argv[0] == "fit":
+        install_stop_handlers()  # before torch and Lightning load: a signal then stops before the first step
     debug = "--debug" in argv or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
     argv = [arg for arg in argv if arg != "--debug"]
     hide_dependency_noise()
-    from .training.preemption import PREEMPTED_STATUS, StopToResume, install_stop_handlers
+    from .training.preemption import PREEMPTED_STATUS, StopToResume
 
-    if argv[0] == "fit":
-        install_stop_handlers()  # a signal during start-up stops the run before its first step
     try:
         _lightning_cli(argv)
     except RunComplete as done:

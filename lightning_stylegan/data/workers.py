@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import signal
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)  # training.preemption's
+from ..stop_signals import STOP_SIGNALS
 
 
 def ignore_stop_signals(_worker_id: int) -> None:

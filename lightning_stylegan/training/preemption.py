@@ -11,8 +11,8 @@ step boundary and comes back exactly with ``--ckpt_path last`` (callback group `
   which writes ``last.ckpt`` (atomically, unless this step's is written already), runs
   ``scontrol requeue`` under SLURM on its requeue signal, and the command exits with
   ``PREEMPTED_STATUS``.
-* The command records the signals from the start of ``fit``, so one that comes during start-up
-  (imports, data, reading the checkpoint) stops the run before its first step.
+* The command records the signals (``stop_signals``) from the start of ``fit``, so one that comes
+  during start-up (imports, data, reading the checkpoint) stops the run before its first step.
 * Sample grids are written by rank 0 alone, so they check the local record (``stop_requested``)
   and stop early without a collective.
 
@@ -27,7 +27,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 
 import torch
 import torch.distributed as dist
@@ -35,7 +34,7 @@ from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
-from ..data.workers import STOP_SIGNALS
+from ..stop_signals import install_stop_handlers, received, record, restore_stop_handlers
 
 # sysexits.h EX_TEMPFAIL, "try again later": stopped on a signal, last.ckpt saved, resume to go on.
 PREEMPTED_STATUS = 75
@@ -55,41 +54,9 @@ class StopToResume(Exception):
         return f"Stopped on {signal.Signals(self.signum).name}{saved} (exit status {PREEMPTED_STATUS})"
 
 
-_received = 0  # the first stop signal this process received, 0 = none
-_originals: dict[int, object] = {}  # the handlers the stop signals had before install_stop_handlers
-
-
-def _record(signum: int, _frame) -> None:
-    global _received
-    _received = _received or signum
-
-
-def install_stop_handlers() -> None:
-    """Record SIGTERM, SIGUSR1 and SIGINT instead of dying of them (from the main thread only;
-    Python delivers signals there). The command installs them as ``fit`` starts, so that a signal
-    during start-up stops the run at its first poll too; the callback installs them again over
-    Lightning's own."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for signum in STOP_SIGNALS:
-        previous = signal.signal(signum, _record)
-        if previous is not _record:
-            _originals.setdefault(signum, previous)
-
-
-def restore_stop_handlers() -> None:
-    """The handlers from before ``install_stop_handlers``, and no signal recorded."""
-    global _received
-    if threading.current_thread() is threading.main_thread():
-        for signum, handler in _originals.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        _originals.clear()
-    _received = 0
-
-
 def stop_requested() -> bool:
     """Whether this process received a stop signal (no collective: for rank-0-only work)."""
-    return bool(_received)
+    return bool(received())
 
 
 class Preemption(Checkpoint):
@@ -121,7 +88,7 @@ class Preemption(Checkpoint):
         # Again: Lightning's SIGTERM handler (registered since on_fit_start) broadcasts from inside
         # the handler, which hangs DDP when the signal reaches one rank only.
         if trainer.received_sigterm:
-            _record(signal.SIGTERM, None)
+            record(signal.SIGTERM)
         install_stop_handlers()
         self.poll(trainer)  # a signal during start-up: stop before the first step
 
@@ -132,13 +99,13 @@ class Preemption(Checkpoint):
     def poll(self, trainer) -> None:
         """Raise ``StopToResume`` on every rank when any rank received a stop signal. A collective
         under DDP: every rank must call it at the same point."""
-        received = _received
+        signum = received()
         if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
-            flag = torch.tensor([received], device=trainer.strategy.root_device)
+            flag = torch.tensor([signum], device=trainer.strategy.root_device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            received = int(flag.item())
-        if received:
-            raise StopToResume(received)
+            signum = int(flag.item())
+        if signum:
+            raise StopToResume(signum)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         self.poll(trainer)
