@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -136,26 +135,26 @@ def test_two_torchrun_nodes_place_their_ranks_as_torchrun_says(tmp_path):
     assert written_files(roots[1]) == []
 
 
-def test_a_slurm_requeue_checkpoint_is_resumed_through_the_projects_reader(tmp_path):
-    """Under SLURM, Lightning resumes a fit without --ckpt_path from its newest requeue checkpoint
-    ``hpc_ckpt_<n>.ckpt``; the CLI does it explicitly, with its own reader and checks."""
+def test_an_older_versions_slurm_requeue_checkpoint_is_never_resumed_implicitly(tmp_path):
+    """Lightning resumes a fit without --ckpt_path under SLURM from its newest ``hpc_ckpt_<n>.ckpt``
+    (saved mid-step by its auto-requeue in older versions); the CLI stops and says what to choose,
+    and ``--ckpt_path last`` resumes last.ckpt exactly, ignoring it."""
     env = clean_environment() | slurm_variables(0, free_port(), nodes=1)
     root = tmp_path / "run"
     first = cli("fit", *TINY, "--model.total_kimg", KIMG, "--trainer.default_root_dir", root, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
-    requeued = root / "hpc_ckpt_1.ckpt"
-    shutil.copy(root / "checkpoints" / "last.ckpt", requeued)
-    resumed = cli("fit", *TINY, "--model.total_kimg", 2 * KIMG, "--trainer.default_root_dir", root, env=env)
+    assert not list(root.rglob("hpc_ckpt_*"))  # this version writes none
+    stale = root / "hpc_ckpt_1.ckpt"
+    stale.write_bytes(b"saved mid-step by an older version")
+    before = sorted(p.name for p in root.rglob("*"))
+    refused = cli("fit", *TINY, "--model.total_kimg", 2 * KIMG, "--trainer.default_root_dir", root, env=env)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    (line,) = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert str(stale) in line and "--ckpt_path last" in line and "Traceback" not in refused.stderr
+    assert sorted(p.name for p in root.rglob("*")) == before  # nothing built, trained or written
+
+    resumed = cli("fit", *TINY, "--model.total_kimg", 2 * KIMG, "--trainer.default_root_dir", root,
+                  "--ckpt_path", "last", env=env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"Resuming {requeued}, the checkpoint Lightning's SLURM environment saved" in resumed.stderr
     assert torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)["counters"]["images_seen"] == \
         2 * STEPS * NODES * BATCH
-
-    # A damaged one is named by the project's one-line error, before anything is trained or written.
-    (root / "hpc_ckpt_2.ckpt").write_bytes(b"not a checkpoint")
-    before = sorted(p.name for p in (root / "checkpoints").iterdir())
-    broken = cli("fit", *TINY, "--model.total_kimg", 3 * KIMG, "--trainer.default_root_dir", root, env=env)
-    assert broken.returncode == 2, broken.stderr[-3000:]
-    (line,) = [line for line in broken.stderr.splitlines() if line.startswith("error:")]
-    assert str(root / "hpc_ckpt_2.ckpt") in line and "Traceback" not in broken.stderr
-    assert sorted(p.name for p in (root / "checkpoints").iterdir()) == before

@@ -89,16 +89,25 @@ def _differs(a, b) -> bool:
     return a != b
 
 
-def slurm_requeue_checkpoint(root: str | Path) -> Path | None:
-    """The checkpoint Lightning itself resumes ``fit`` from when no ``--ckpt_path`` is given under
-    SLURM: the newest ``hpc_ckpt_<n>.ckpt`` in ``default_root_dir``, which its SLURM environment
-    saves on the requeue signal (SIGUSR1). None when not under SLURM or there is none. The CLI
-    resumes it explicitly, so that it is read and checked like any other checkpoint."""
-    from lightning.fabric.plugins.environments import SLURMEnvironment
-
-    if not SLURMEnvironment.detect():
-        return None
+def hpc_checkpoints(root: str | Path) -> list[Path]:
+    """The ``hpc_ckpt_<n>.ckpt`` files in ``root``, newest first: what Lightning's SLURM auto-requeue
+    saved on SIGUSR1 in runs of older versions, from inside the signal handler at any point of a
+    step. This version replaces it (``training.preemption``) and writes none."""
     numbered = [(int(match.group(1)), path) for path in Path(root).glob("hpc_ckpt_*.ckpt")
                 if (match := re.fullmatch(r"hpc_ckpt_(\d+)\.ckpt", path.name))]
-    return max(numbered)[1] if numbered else None
+    return [path for _, path in sorted(numbered, reverse=True)]
 
+
+def refuse_implicit_hpc_resume(root: str | Path) -> None:
+    """Lightning resumes the newest ``hpc_ckpt_<n>.ckpt`` of ``root`` whenever ``fit`` runs under
+    SLURM without ``--ckpt_path``. Neither a silent mid-step resume nor a silent new run over it is
+    right, so stop and say what to choose."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    found = hpc_checkpoints(root) if SLURMEnvironment.detect() else []
+    if found:
+        raise ConfigError(
+            f"{found[0]} was saved mid-step by Lightning's SLURM auto-requeue in a run of an older version, and "
+            f"Lightning would resume it because no --ckpt_path is given. Resume exactly from the last checkpoint "
+            f"with --ckpt_path last, resume that file with --ckpt_path {found[0]} (not exact), or delete the "
+            f"hpc_ckpt_*.ckpt files of {Path(root)} to start a new run")
