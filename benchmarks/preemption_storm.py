@@ -4,9 +4,10 @@ order at random moments (start-up included), each run resumed with ``--ckpt_path
 signals are spent and the run completes. The final ``last.ckpt`` must equal the straight run's in
 every tensor and counter (weights, buffers, Adam, path length and ADA state, counters).
 
-Reported per signal kind: the exit statuses, the seconds from the signal to the end of every
-process of the run (against the target of 2 steps plus one checkpoint write, both measured here),
-and for SIGKILL the images trained again. With ``--ddp``: 2 processes (gloo, one thread each);
+Reported per signal kind: the exit statuses; the seconds from the signal to the ``Stopped on`` line
+(printed once last.ckpt is written: the target is 2 steps plus one checkpoint write, both measured
+here) and to the end of every process of the run (that adds the interpreter's exit, about 1 s with
+torch and Lightning loaded, as for any finished run); how many came during start-up. With ``--ddp``: 2 processes (gloo, one thread each);
 SIGTERM, SIGUSR1 and SIGINT go to one rank chosen at random, SIGKILL to the whole process group
 (a rank killed alone leaves the others waiting in a collective, as on any cluster).
 
@@ -23,6 +24,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -79,16 +81,27 @@ def images_seen(root: Path) -> int:
     return torch.load(last, weights_only=True)["counters"]["images_seen"] if last.exists() else 0
 
 
-def launch(root: Path, args: list[str], env: dict, log: Path) -> subprocess.Popen:
-    with open(log, "w") as out:
-        return subprocess.Popen([COMMAND, *args], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+def launch(args: list[str], env: dict, log: Path, stopped: list) -> subprocess.Popen:
+    """Start ``lightning-stylegan *args``; its output goes to ``log``, and the moment its
+    ``Stopped on`` line appears to ``stopped``."""
+    process = subprocess.Popen([COMMAND, *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+
+    def copy() -> None:
+        with open(log, "w") as out:
+            for line in process.stdout:
+                if line.startswith("Stopped on"):
+                    stopped.append(time.perf_counter())
+                out.write(line)
+
+    threading.Thread(target=copy, daemon=True).start()
+    return process
 
 
 def one_launch(root: Path, args: list[str], env: dict, log: Path, kind: str, delay: float, ddp: bool,
                rng: random.Random) -> dict:
-    before = images_seen(root)
-    process = launch(root, args, env, log)
+    before, stopped = images_seen(root), []
+    process = launch(args, env, log, stopped)
     start = time.perf_counter()
     while time.perf_counter() - start < delay and process.poll() is None:
         time.sleep(0.02)
@@ -108,11 +121,13 @@ def one_launch(root: Path, args: list[str], env: dict, log: Path, kind: str, del
     while group_alive(process.pid):  # DDP's other ranks and DataLoader workers too
         time.sleep(0.01)
     seconds = time.perf_counter() - sent
+    time.sleep(0.1)  # the last lines
     after = images_seen(root)
     text = log.read_text()
     return {"kind": kind, "sent": True, "rank": rank, "delay_s": round(delay, 2), "status": status,
-            "exit_s": round(seconds, 3), "images_before": before, "images_after": after,
-            "during_start_up": "Stopped on" in text and f"at {before / 1000:g} kimg" in text,
+            "saved_s": round(stopped[0] - sent, 3) if stopped else None, "exit_s": round(seconds, 3),
+            "images_before": before, "images_after": after,
+            "during_start_up": status == 75 and after == before,
             "stopped_line": next((line for line in text.splitlines() if line.startswith("Stopped on")), None),
             "log": str(log)}
 
@@ -205,10 +220,13 @@ def main() -> int:
     for kind in KINDS:
         sent = [r for r in launches if r["kind"] == kind and r["sent"]]
         times = [r["exit_s"] for r in sent]
+        saved = [r["saved_s"] for r in sent if r["saved_s"] is not None]
         summary["kinds"][kind] = {
             "sent": len(sent), "not_sent_run_ended_first": sum(r["kind"] == kind and not r["sent"] for r in launches),
             "statuses": {str(s): sum(r["status"] == s for r in sent) for s in sorted({r["status"] for r in sent})},
             "during_start_up": sum(r["during_start_up"] for r in sent),
+            "saved_s_median": round(statistics.median(saved), 3) if saved else None,
+            "saved_s_max": round(max(saved), 3) if saved else None,
             "exit_s_median": round(statistics.median(times), 3) if times else None,
             "exit_s_max": round(max(times), 3) if times else None}
     print(json.dumps(summary, indent=1))

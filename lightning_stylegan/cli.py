@@ -117,29 +117,32 @@ def _lightning_cli(argv: list[str]) -> None:
             super().parse_arguments(parser, args)
 
         def _parse_ckpt_path(self) -> None:
-            """Resolve ``last`` and check the checkpoint with the project's reader. Unlike
-            LightningCLI's own, this keeps the user's options (the rule is in ``training.resume``)."""
+            """Resolve ``last`` (``last.ckpt``, or the newest snapshot that verifies) and check the
+            checkpoint with the project's reader. Unlike LightningCLI's own, this keeps the user's
+            options (the rule is in ``training.resume``)."""
+            from .checkpoint_files import newest_verified
+
             subcommand = self.config.get("subcommand")
             config = self.config[subcommand] if subcommand else None
             if config is None:
                 return
             root = Path(config.trainer.default_root_dir or ".")
             if config.get("ckpt_path") == "last":
-                last = Path(config.checkpoints.dirpath or root / "checkpoints") / "last.ckpt"
-                if last.exists():
-                    config.ckpt_path = str(last)
-                else:
-                    otherwise = "starting a new run" if subcommand == "fit" else "validating the freshly initialized networks"
-                    print(f"No {last} found; {otherwise}.", file=sys.stderr)
-                    config.ckpt_path = None
-            if not config.get("ckpt_path"):
-                requeued = resume.slurm_requeue_checkpoint(root) if subcommand == "fit" else None
-                if requeued is None:
+                directory = Path(config.checkpoints.dirpath or root / "checkpoints")
+                found = newest_verified(directory, lambda path: read_training_checkpoint(path, subcommand == "fit"))
+                if found is not None:
+                    config.ckpt_path, self.checkpoint = str(found[0]), found[1]
                     return
-                print(f"Resuming {requeued}, the checkpoint Lightning's SLURM environment saved on a requeue "
-                      "signal (Lightning resumes from it when no --ckpt_path is given; it was saved mid-step, "
-                      "so the resume is not exact: docs/distributed.md)", file=sys.stderr)
-                config.ckpt_path = str(requeued)
+                config.ckpt_path = None
+                if subcommand == "fit":
+                    resume.refuse_implicit_hpc_resume(root)
+                otherwise = "starting a new run" if subcommand == "fit" else "validating the freshly initialized networks"
+                print(f"No {directory / 'last.ckpt'} found; {otherwise}.", file=sys.stderr)
+                return
+            if not config.get("ckpt_path"):
+                if subcommand == "fit":
+                    resume.refuse_implicit_hpc_resume(root)
+                return
             self.checkpoint = read_training_checkpoint(config.ckpt_path, resume=subcommand == "fit")
 
         def before_instantiate_classes(self) -> None:

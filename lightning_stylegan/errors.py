@@ -13,3 +13,7 @@ class UsageError(Exception):
 
 class ConfigError(UsageError, ValueError):
     """A configuration value or key that cannot work: the message names the key and the valid values."""
+
+
+class NetworkFileError(UsageError, ValueError):
+    """A file that is not a network of ours, or a damaged one; the message names the file and what to do."""

@@ -19,16 +19,13 @@ import torch
 from torch import nn
 
 from . import registry
-from .errors import UsageError
+from .checkpoint_files import verify, write_checksummed
+from .errors import NetworkFileError
 from .networks import Generator, build_discriminator
 
 EXPORT_FORMAT = "lightning-stylegan-generator/1"
 # A training checkpoint's "counters": progress in images shown and steps, never Lightning's global_step.
 COUNTERS = ("images_seen", "g_steps", "d_steps", "g_reg_steps", "d_reg_steps")
-
-
-class NetworkFileError(UsageError, ValueError):
-    """A file that is not a network of ours; the message names the file and what to do."""
 
 
 @dataclass
@@ -67,7 +64,7 @@ def _read(path: Path) -> dict:
         raise NetworkFileError(f"{path} is a Python pickle (an official NVlabs network?). Convert it first: "
                                f"lightning-stylegan convert --src {path} --out {path.with_suffix('.ckpt')}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, ... for foreign files
         lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
         # torch's weights_only refusal opens with advice to load unsafely; the reason is further down.
@@ -83,6 +80,8 @@ def _read(path: Path) -> dict:
                                f"(torch.load(weights_only=True) failed: {cause}). "
                                "Official NVlabs pickles and rosinality checkpoints need "
                                "`lightning-stylegan convert` first.") from error
+    verify(data, path)  # a checkpoint that carries a checksum matches it
+    return data
 
 
 def check_plugins_installed(data: dict, path: Path, networks_only: bool = False) -> None:
@@ -181,10 +180,12 @@ def export_generator(G: Generator, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     config = dict(G.init_kwargs)
     plugins = registry.provenance(G.plugins())
-    _atomic(path, lambda tmp: torch.save({"format": EXPORT_FORMAT, "config": config, "plugins": plugins,
-                                          "state_dict": {k: v.detach().cpu() for k, v in G.state_dict().items()}},
-                                         tmp))
-    _atomic(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
+    write_checksummed({"format": EXPORT_FORMAT, "config": config, "plugins": plugins,
+                       "state_dict": {k: v.detach().cpu() for k, v in G.state_dict().items()}}, path)
+    json_path = path.with_suffix(".json")
+    json_tmp = json_path.with_name(json_path.name + ".tmp")
+    json_tmp.write_text(json.dumps(config, indent=2) + "\n")
+    os.replace(json_tmp, json_path)
     return path
 
 
@@ -213,12 +214,5 @@ def write_checkpoint(path: str | os.PathLike, hparams: dict, G: Generator, D: nn
     checkpoint = {"state_dict": state, "hyper_parameters": hparams, "counters": dict.fromkeys(COUNTERS, 0),
                   "plugins": registry.provenance(plugins), "converted_from": source}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic(path, lambda tmp: torch.save(checkpoint, tmp))
+    write_checksummed(checkpoint, path)
     return path
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)

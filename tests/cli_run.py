@@ -46,12 +46,13 @@ LOSS_TAGS = {"Loss/G/loss", "Loss/D/loss", "Loss/pl_penalty", "Loss/scores/real"
 
 
 def cli(*args, timeout: float = 240, stall: float | None = None, watch: Path | None = None,
-        env: dict | None = None, fresh: bool = False) -> subprocess.CompletedProcess:
+        env: dict | None = None, fresh: bool = False, preexec_fn=None) -> subprocess.CompletedProcess:
     """Run ``lightning-stylegan *args`` in the repository, forked from the fork server (``fresh``: as
-    a new interpreter). Kill its process group (DDP ranks included) and fail after ``timeout`` s, or
-    after ``stall`` s in which no file under ``watch`` changed."""
+    a new interpreter, which first calls ``preexec_fn``, e.g. to set a resource limit). Kill its
+    process group (DDP ranks included) and fail after ``timeout`` s, or after ``stall`` s in which no
+    file under ``watch`` changed."""
     if fresh:
-        return cli_processes([(args, env)], timeout=timeout, stall=stall, watch=watch)[0]
+        return cli_processes([(args, env)], timeout=timeout, stall=stall, watch=watch, preexec_fn=preexec_fn)[0]
     with tempfile.TemporaryDirectory() as folder:
         out, err = Path(folder) / "stdout", Path(folder) / "stderr"
         run = fork_server().start([str(a) for a in args], dict(os.environ if env is None else env), out, err)
@@ -139,16 +140,16 @@ def fork_server() -> ForkServer:
 
 
 def cli_processes(runs: list[tuple[list, dict | None]], timeout: float = 240, stall: float | None = None,
-                  watch: Path | None = None) -> list[subprocess.CompletedProcess]:
+                  watch: Path | None = None, preexec_fn=None) -> list[subprocess.CompletedProcess]:
     """Run several ``lightning-stylegan`` commands at once (``(args, env)`` each: the processes of one
-    distributed job, as a cluster launcher starts them on its nodes) and wait for all of them; on a
-    hang or time-out, as ``cli``, kill every one of them and fail."""
+    distributed job, as a cluster launcher starts them on its nodes; each calls ``preexec_fn`` before
+    it starts) and wait for all of them; on a hang or time-out, as ``cli``, kill every one of them and fail."""
     commands = [[COMMAND, *map(str, args)] for args, _env in runs]
     with contextlib.ExitStack() as stack:
         files = [(stack.enter_context(tempfile.TemporaryFile("w+")), stack.enter_context(tempfile.TemporaryFile("w+")))
                  for _ in runs]
         procs = [subprocess.Popen(command, cwd=REPO, stdout=out, stderr=err, text=True, env=env,
-                                  start_new_session=True)
+                                  start_new_session=True, preexec_fn=preexec_fn)
                  for command, (_args, env), (out, err) in zip(commands, runs, files)]
 
         def running() -> bool:

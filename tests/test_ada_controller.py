@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from lightning_stylegan.augmentations.base import Augmentation
+from lightning_stylegan.checkpoint_files import write_checksummed
 from lightning_stylegan.data.datamodule import ImageDataModule
 from lightning_stylegan.data.images import ImageDataError
 from lightning_stylegan.errors import ConfigError
@@ -199,7 +200,7 @@ def test_a_missing_augmentation_plugin_blocks_resume_but_not_the_tools(tmp_path)
     ada_run(tmp_path, 1, augment="ada")
     checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=True)
     checkpoint["plugins"]["augmentation"] = {"name": "cutmix", "distribution": "lsg-cutmix", "version": "0.3"}
-    torch.save(checkpoint, tmp_path / "other.ckpt")
+    write_checksummed(checkpoint, tmp_path / "other.ckpt")  # with its checksum anew
     assert load_networks(tmp_path / "other.ckpt").G_ema is not None
     with pytest.raises(NetworkFileError, match=r"augmentation plugin 'cutmix'.*pip install lsg-cutmix==0.3"):
         read_training_checkpoint(tmp_path / "other.ckpt", resume=True)

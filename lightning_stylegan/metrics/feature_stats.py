@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -309,5 +310,10 @@ def dataset_stats(dataset, extractor: torch.nn.Module, max_images: int | None = 
             bar.update(images.shape[0])
     stats = stats.gather(shards, batch_size)
     if shards.is_main:
-        stats.save(path)
+        try:
+            stats.save(path)
+        except OSError as error:  # a full disk: the statistics are recomputed next time, nothing is lost
+            path.with_name(path.name + ".tmp").unlink(missing_ok=True)
+            warnings.warn(f"Could not cache the real-image statistics in {path} ({error.strerror or error}); "
+                          "they will be computed again at the next evaluation")
     return stats

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from pathlib import Path
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -27,6 +28,7 @@ from ..network_files import COUNTERS, NetworkFileError, load_networks, load_stat
 from ..nn.norms import apply_constraints
 from ..plugin_options import bind_options
 from .ada import AdaController
+from .checkpoints import KimgCheckpoint
 from .ema import ema_beta, update_ema
 from .options import DiscriminatorOptions, GeneratorOptions
 from .penalties import gradient_penalty, path_lengths
@@ -562,8 +564,8 @@ class StyleGAN2(pl.LightningModule):
             self._stop_on_nonfinite(streak)
 
     def _stop_on_nonfinite(self, streak: int) -> None:
-        path = f"{self.trainer.default_root_dir}/nonfinite-kimg{self.kimg:.1f}.ckpt"
-        self.trainer.save_checkpoint(path)
+        path = Path(self.trainer.default_root_dir) / f"nonfinite-kimg{self.kimg:.1f}.ckpt"
+        KimgCheckpoint.save(self.trainer, path)  # checksummed and atomic, as every checkpoint
         raise FloatingPointError(
             f"The G/D losses were non-finite for {streak} consecutive steps (at {self.kimg:.1f} kimg); "
             f"the state was saved to {path}. Lower g_lr/d_lr, raise the R1 gamma, or train in "

@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -172,11 +173,20 @@ class Ticks(Callback):
             stats["augment_p"] = float(module.augment_p)
         if trainer.is_global_zero:
             Tqdm.write(tick_line(stats), file=sys.stdout)
+            self._append(stats)
+        self._tick += 1
+        self._tick_end, self._tick_images, self._maintenance, self._losses = now, module.images_seen, maintenance, {}
+
+    def _append(self, stats: dict) -> None:
+        """Append one line to ``stats.jsonl``; a file that cannot be written (a full disk) is a
+        warning, not a reason to stop training."""
+        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a") as file:  # one whole line per tick, flushed on close
                 file.write(json.dumps(stats) + "\n")
-        self._tick += 1
-        self._tick_end, self._tick_images, self._maintenance, self._losses = now, module.images_seen, maintenance, {}
+        except OSError as error:
+            warnings.warn(f"Could not append the tick figures to {self.path} ({error.strerror or error}); "
+                          "training goes on, the tick lines are still printed")
 
 
 def tick_line(stats: dict) -> str:

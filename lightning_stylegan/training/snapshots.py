@@ -4,6 +4,7 @@ too; and PIN's rho histograms.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -42,7 +43,7 @@ class SampleGrid(Callback):
             return
         dataset = trainer.train_dataloader.dataset
         reals = torch.stack([dataset[i][0] for i in range(min(len(dataset), self.rows * self.columns))])
-        save_png(image_grid(to_uint8(reals), self.columns), self.directory / "reals.png")
+        _save_or_warn(image_grid(to_uint8(reals), self.columns), self.directory / "reals.png")
         if module.images_seen == 0:
             self._write(trainer, module, "fakes_init.png")
 
@@ -80,10 +81,19 @@ class SampleGrid(Callback):
                             resolution=stage.resolution, alpha=stage.alpha))
         images = F.interpolate(torch.cat(chunks), size=G.img_resolution, mode="nearest")
         grid = image_grid(to_uint8(images), self.columns)
-        save_png(grid, self.directory / name)
+        _save_or_warn(grid, self.directory / name)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("Samples/fakes", grid, global_step=module.images_seen)
+
+
+def _save_or_warn(grid: torch.Tensor, path: Path) -> None:
+    """A grid that cannot be written (a full disk) is a warning: training goes on."""
+    try:
+        save_png(grid, path)
+    except OSError as error:
+        path.with_name(path.name + ".tmp").unlink(missing_ok=True)
+        warnings.warn(f"Could not write the sample grid {path} ({error.strerror or error}); training goes on")
 
 
 def log_rho_histograms(loggers, G, step: int) -> None:
