@@ -37,6 +37,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_stylegan.training.module import StyleGAN2
+from lightning_stylegan.training.preemption import Preemption
 from lightning_stylegan.training.options import DiscriminatorOptions, GeneratorOptions
 from lightning_stylegan.training.regularizers import PathLength, R1
 
@@ -74,8 +75,10 @@ def train_throughput(model: StyleGAN2, args, stylegan3: bool) -> StepTimer:
     timer = StepTimer(args.warmup)
     trainer = pl.Trainer(accelerator=args.accelerator, devices=1, max_steps=-1, max_epochs=1, logger=False,
                          precision=args.precision,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[R1(gamma=1.0, interval=16), timer] + ([] if stylegan3 else [PathLength(interval=4)]),
+                         enable_checkpointing=True, enable_progress_bar=False, enable_model_summary=False,
+                         # every fit polls for a stop signal at the end of each step (a Checkpoint callback)
+                         callbacks=[R1(gamma=1.0, interval=16), timer, Preemption()] +
+                         ([] if stylegan3 else [PathLength(interval=4)]),
                          log_every_n_steps=10 ** 9)
     trainer.fit(model, loader)
     return timer
