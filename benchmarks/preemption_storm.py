@@ -171,7 +171,7 @@ def step_and_save_seconds(root: Path, batch: int) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--each", type=int, default=20, help="signals of each kind")
-    parser.add_argument("--total-kimg", type=float, default=16.0)
+    parser.add_argument("--total-kimg", type=float, default=24.0, help="long enough to outlast the signals")
     parser.add_argument("--max-delay", type=float, default=12.0, help="signals come 0.2 s to this after a launch")
     parser.add_argument("--ddp", action="store_true")
     parser.add_argument("--seed", type=int, default=0)

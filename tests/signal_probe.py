@@ -13,7 +13,8 @@ from lightning.pytorch import Callback
 class SendSignal(Callback):
     """``where``: ``mid_step`` (at G's optimizer step of the step whose ``g_steps`` is ``step``),
     ``step_end`` (after that step, before the callbacks that follow this one: sample grids,
-    metrics, checkpoints), ``setup`` (as the fit sets up, before any step; ``step`` is ignored)."""
+    metrics, checkpoints), ``setup`` (as the fit sets up, before any step) or ``validation`` (as the
+validation at the end of training starts); ``step`` counts only for the first two."""
 
     def __init__(self, signal_name: str, step: int, where: str = "mid_step", rank: int = 0,
                  also_while_saving: str | None = None, process_group: bool = False):
@@ -25,6 +26,11 @@ class SendSignal(Callback):
 
     def setup(self, trainer, module, stage: str) -> None:
         if self.where == "setup" and trainer.global_rank == self.rank:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
+
+    def on_validation_start(self, trainer, module) -> None:
+        if self.where == "validation" and trainer.global_rank == self.rank:
             self.sent = True
             os.kill(os.getpid(), self.signum)
 

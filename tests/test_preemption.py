@@ -134,6 +134,17 @@ def test_a_signal_during_start_up_stops_the_run_before_its_first_step(tmp_path):
     assert torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)["counters"]["g_steps"] == 0
 
 
+def test_a_signal_during_the_validation_at_the_end_abandons_it(tmp_path):
+    root = tmp_path / "run"
+    stopped = fit(root, "--config", probe(tmp_path, signal_name="SIGTERM", step=0, where="validation"))
+    assert stopped.returncode == PREEMPTED_STATUS, stopped.stderr[-3000:]
+    assert f"Stopped on SIGTERM at {KIMG:g} kimg" in stopped.stderr
+    assert not any(tag.startswith("Val/") for tag in scalar_steps(root, ""))
+    assert torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)["counters"]["images_seen"] == 32
+    resumed = fit(root, "--ckpt_path", "last")  # nothing left to train
+    assert resumed.returncode == 0 and "is complete" in resumed.stderr, resumed.stderr[-3000:]
+
+
 @pytest.mark.parametrize("rank, batches", [(0, 3), (1, 2)])
 def test_metric_work_polls_as_often_on_every_rank(rank, batches):
     """5 batches over 2 ranks (3 + 2): both poll 3 times, in rounds, so a poll can be a collective."""

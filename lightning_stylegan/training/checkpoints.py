@@ -23,6 +23,9 @@ class KimgCheckpoint(Checkpoint):
     ``--ckpt_path last`` resumes from ``last.ckpt`` there (or the newest snapshot that verifies).
 
     Args:
+        dirpath: the folder of the checkpoints (default ``<default_root_dir>/checkpoints``).
+        every_kimg: thousands of images between checkpoints.
+        save_every: keep a ``kimg*.ckpt`` snapshot at each one, not only ``last.ckpt``.
         keep: how many of the newest ``kimg*.ckpt`` snapshots to keep (older ones are deleted after
             each snapshot is written); None keeps them all.
     """
