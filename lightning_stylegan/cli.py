@@ -228,6 +228,7 @@ TOOLS = {
     "convert": "lightning_stylegan.tools.convert",
     "analyze": "lightning_stylegan.analysis.command",
     "dataset": "lightning_stylegan.tools.dataset_tool",
+    "explore": "lightning_stylegan.explore.command",
 }
 
 
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: lightning-stylegan {plugins,fit,validate,metrics,generate,project,convert,analyze,"
-              "dataset} ...\n\n"
+              "dataset,explore} ...\n\n"
               "  plugins   list the installed plugins (--kind to filter)\n"
               "  fit       train:  lightning-stylegan fit --config recipes/quickstart.yaml\n"
               "  validate  score reals and EMA fakes with D on the validation images\n"
@@ -251,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
               "  project   find the latent w of a target image\n"
               "  convert   import official NVlabs / rosinality networks; --export a generator\n"
               "  analyze   feature maps, activation rates, ablations (artifact analysis)\n"
-              "  dataset   images (folder, zip, LMDB, CIFAR-10, MNIST) as a training zip\n\n"
+              "  dataset   images (folder, zip, LMDB, CIFAR-10, MNIST) as a training zip\n"
+              "  explore   a local web page that draws a generator's images as you move its controls\n\n"
               "Run `lightning-stylegan fit --help` for every option; add --debug (or set "
               f"{DEBUG_VARIABLE}=1) to see the full traceback of an error.")
         return 0 if argv else 2
