@@ -4,16 +4,20 @@ from __future__ import annotations
 import math
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from lightning_stylegan.errors import UsageError
+from lightning_stylegan.images import image_grid
 from lightning_stylegan.network_files import load_generator, load_networks, write_checkpoint
 from lightning_stylegan.tools import generate
 from lightning_stylegan.tools.generate import (generate_images, interpolation_frames, parse_range, seed_to_z, slerp,
                                                style_mix_grid)
+from lightning_stylegan.video import VideoError, grid_seeds, rgb_frame, tile_frames, write_mp4
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -239,3 +243,122 @@ def test_translate_and_rotate_go_to_the_synthesis_hook(tiny_ckpt, tmp_path, monk
     with pytest.raises(SystemExit):
         generate.build_parser().parse_args(["--ckpt", "x", "--outdir", "y", "--translate", "1"])
     assert "two numbers X,Y" in capsys.readouterr().err
+
+
+def decode_mp4(path) -> tuple[dict, np.ndarray]:
+    """(metadata, uint8 RGB frames [F, H, W, 3]) as ffmpeg decodes the file."""
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    width, height = meta["size"]
+    return meta, np.stack([np.frombuffer(frame, np.uint8).reshape(height, width, 3) for frame in reader])
+
+
+def assert_encodes(decoded: np.ndarray, image: torch.Tensor, other: torch.Tensor):
+    """The decoded frame [H, W, 3] is the image [3, H, W] through H.264 at CRF 18 in yuv420p, which keeps colour at half
+    the resolution each way: in means over 2x2 pixels only the quantization remains, a few levels of 255 (under 10).
+    Pixel by pixel the noise-like images of a random 16 px network are 8 to 17 levels off on average, still far nearer
+    the image than another seed's image (``other``, 60 to 120 levels away)."""
+    image, other = (x.permute(1, 2, 0).numpy().astype(np.float64) for x in (image, other))
+    h, w = image.shape[0] // 2, image.shape[1] // 2
+    blocks = [x.reshape(h, 2, w, 2, 3).mean(axis=(1, 3)) for x in (decoded, image)]
+    assert np.abs(blocks[0] - blocks[1]).mean() < 10
+    assert np.abs(decoded - image).mean() < 0.3 * np.abs(decoded - other).mean()
+
+
+def test_interpolation_video_is_an_mp4_of_the_frames(tiny_ckpt, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert generate.main(["--ckpt", str(tiny_ckpt), "--interpolate", "--seeds", "0,1,2", "--frames", "3",
+                          "--video", str(out / "walk.mp4"), "--fps", "12"]) == 0
+    assert f"{out / 'walk.mp4'}: 7 frames at 12 fps" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["walk.mp4"]  # no frames, GIF or temporary file
+    meta, decoded = decode_mp4(out / "walk.mp4")
+    assert meta["fps"] == 12 and meta["codec"].startswith("h264") and decoded.shape == (7, 16, 16, 3)
+    frames = interpolation_frames(load_generator(tiny_ckpt), [0, 1, 2], frames=3)
+    assert_encodes(decoded[0], frames[0], frames[3])  # seed 0's image; seed 1's
+    assert_encodes(decoded[3], frames[3], frames[0])
+
+
+def test_video_grid_tiles_each_walk_through_its_own_seeds(tiny_ckpt, tmp_path):
+    """NVlabs gen_video.py --grid WxH: W columns, H rows; tile k, row by row, walks through the k-th run of seeds."""
+    assert grid_seeds(list(range(8)), 2, 2) == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    assert grid_seeds([5, 6, 7], 1, 1) == [[5, 6, 7]]
+    G = load_generator(tiny_ckpt)
+    walks = [interpolation_frames(G, seeds, frames=2, loop=True) for seeds in grid_seeds(list(range(6)), 3, 1)]
+    tiled = list(tile_frames(walks, columns=3))
+    assert len(tiled) == 4 and all(torch.equal(frame, image_grid(torch.stack([w[i] for w in walks]), 3))
+                                   for i, frame in enumerate(tiled))
+    assert tiled[0].shape == (3, 16, 48) and torch.equal(tiled[2][:, :, 16:32], walks[1][2])
+    video = tmp_path / "grid.mp4"
+    assert generate.main(["--ckpt", str(tiny_ckpt), "--interpolate", "--seeds", "0-5", "--frames", "2", "--loop",
+                          "--grid", "3x1", "--video", str(video)]) == 0
+    meta, decoded = decode_mp4(video)
+    assert meta["fps"] == 30 and decoded.shape == (4, 16, 48, 3)  # 1 row x 3 columns of 16 px tiles
+    seed_images = generate_images(G, [0, 2, 4])  # each tile starts on the first seed of its run
+    for k in range(3):
+        assert_encodes(decoded[0][:, 16 * k:16 * (k + 1)], seed_images[k], seed_images[(k + 1) % 3])
+    assert generate.main(["--ckpt", str(tiny_ckpt), "--interpolate", "--seeds", "0-3", "--frames", "2",
+                          "--grid", "1x2", "--video", str(video)]) == 0
+    assert decode_mp4(video)[1].shape == (3, 32, 16, 3)  # 2 rows x 1 column
+
+
+def test_video_frames_gray_odd_sizes_and_tensors():
+    """Gray frames play as RGB; an odd size gains a repeated last row or column (yuv420p needs even sizes); a
+    [C, H, W] tensor is the same frame as its [H, W, C] array."""
+    gray = np.arange(63, dtype=np.uint8).reshape(7, 9, 1)
+    rgb = rgb_frame(gray)
+    assert rgb.shape == (8, 10, 3)
+    assert np.array_equal(rgb[:7, :9], np.repeat(gray, 3, axis=2))
+    assert np.array_equal(rgb[7, :9], rgb[6, :9]) and np.array_equal(rgb[:, 9], rgb[:, 8])
+    assert np.array_equal(rgb_frame(torch.from_numpy(gray).permute(2, 0, 1)), rgb)
+    with pytest.raises(VideoError, match="uint8"):
+        rgb_frame(gray.astype(np.float32))
+
+
+def test_write_mp4_pads_odd_sizes_and_leaves_nothing_on_a_bad_frame(tmp_path):
+    frames = [np.full((7, 9, 1), level, np.uint8) for level in (40, 120, 200)]
+    assert write_mp4(frames, tmp_path / "gray.mp4", fps=5) == 3
+    meta, decoded = decode_mp4(tmp_path / "gray.mp4")
+    assert meta["size"] == (10, 8) and len(decoded) == 3
+    assert np.abs(decoded.astype(int) - np.array([40, 120, 200])[:, None, None, None]).max() <= 3  # flat frames
+    with pytest.raises(VideoError, match="one size: the first is 10x8, a later one 16x16"):
+        write_mp4([frames[0], np.zeros((16, 16, 3), np.uint8)], tmp_path / "bad.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gray.mp4"]
+
+
+def test_video_without_imageio_ffmpeg_says_what_to_install(tiny_ckpt, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # `import imageio_ffmpeg` raises ImportError
+    with pytest.raises(UsageError, match=r'pip install "lightning-stylegan\[video\]"'):
+        write_mp4([np.zeros((4, 4, 3), np.uint8)], tmp_path / "x.mp4")
+    assert generate.main(["--ckpt", str(tiny_ckpt), "--interpolate", "--seeds", "0,1", "--frames", "2",
+                          "--video", str(tmp_path / "walk.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'pip install "lightning-stylegan[video]"' in err and "imageio-ffmpeg" in err
+    assert not (tmp_path / "walk.mp4").exists()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--seeds", "0-5", "--grid", "2x2"], "give a multiple of 4 seeds, 8 or more (got 6)"),
+    (["--seeds", "0-3", "--grid", "2x2"], "give a multiple of 4 seeds, 8 or more (got 4)"),
+    (["--seeds", "0-7", "--fps", "0"], "frame rate (--fps) must be a positive number"),
+    (["--seeds", "0-7", "--outdir", "o"], "leave one out"),
+    (["--seeds", "0-7", "--video", "walk.avi"], "name the file *.mp4"),
+])
+def test_video_errors_are_one_line(tiny_ckpt, tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert generate.main(["--ckpt", str(tiny_ckpt), "--interpolate", "--video", "walk.mp4", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.ckpt"]
+
+
+def test_video_option_errors(tiny_ckpt, tmp_path, capsys):
+    for grid in ["2y2", "0x2", "2"]:
+        with pytest.raises(SystemExit):
+            generate.build_parser().parse_args(["--ckpt", "x", "--grid", grid])
+        assert "is not a grid of WxH tiles" in capsys.readouterr().err
+    assert generate.main(["--ckpt", str(tiny_ckpt), "--seeds", "0-3", "--video", str(tmp_path / "v.mp4")]) == 2
+    assert "add --interpolate" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        generate.main(["--ckpt", str(tiny_ckpt), "--interpolate", "--seeds", "0,1"])
+    assert "--outdir (or --interpolate --video PATH.mp4)" in capsys.readouterr().err

@@ -3,6 +3,7 @@
     lightning-stylegan generate --ckpt last.ckpt --outdir out --seeds 0-15 [--trunc 0.7]
     lightning-stylegan generate --ckpt last.ckpt --outdir out --style-mix --rows 0-4 --cols 5-9 --styles 0-6
     lightning-stylegan generate --ckpt last.ckpt --outdir out --interpolate --seeds 0,1,2 --frames 60 [--slerp]
+    lightning-stylegan generate --ckpt last.ckpt --interpolate --seeds 0-15 --loop --grid 4x2 --video walk.mp4
 
 Seeds become latents exactly as NVlabs' stylegan2-ada-pytorch ``generate.py`` does,
 ``z = np.random.RandomState(seed).randn(1, z_dim)``, and images are quantized the same way,
@@ -11,6 +12,12 @@ for the same seed (with ``--batch 1``, the default: larger batches are faster bu
 last float bits of an image, now and then one pixel level). ``--noise-mode random`` is deterministic
 too: each image is synthesized alone with torch's random generator seeded by its seed (by its
 row seed in a style-mixing cell, by its frame index in an interpolation).
+
+``--video PATH.mp4`` writes the interpolation as an H.264 MP4 (``lightning_stylegan.video``, with the
+optional ``imageio-ffmpeg``) instead of the PNG frames and GIF of ``--outdir``. ``--grid WxH``
+plays W x H walks side by side as NVlabs' stylegan3 ``gen_video.py --grid WxH``: the seeds are cut
+into W * H consecutive runs, one per tile, row by row, and each tile walks through its own run
+(``--loop`` returns each to its first seed, for a video that loops seamlessly as NVlabs' do).
 
 ``--translate TX,TY`` and ``--rotate DEG`` move and turn the output image as NVlabs' stylegan3
 ``gen_images.py`` does: the forward map ``output_transform`` of the image plane (units of the image
@@ -31,6 +38,7 @@ import math
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -41,6 +49,7 @@ from PIL import Image
 from ..images import image_grid, save_png, to_uint8
 from ..networks import has_w_space, require_w_space
 from ..nn.noise import NOISE_MODES
+from ..video import VideoError, grid_seeds, parse_grid, tile_frames, write_mp4
 from .projected_w import load_projected_w, with_noise
 
 MAX_SEED = 2 ** 32 - 1  # numpy RandomState seeds
@@ -244,10 +253,12 @@ def style_mix_grid(G, row_seeds: list[int], col_seeds: list[int], styles: list[i
     return StyleMix(grid, rows, cols, cells, mixed)
 
 
-def interpolation_frames(G, seeds: list[int], frames: int = 60, space: str = "z", spherical: bool = False,
-                         loop: bool = False, truncation_psi: float = 1, truncation_cutoff: int | None = None,
-                         class_idx: int | None = None, noise_mode: str = "const", batch_size: int = 1) -> torch.Tensor:
-    """uint8 frames [F, C, H, W] along the path through the seeds' latents.
+def iter_interpolation_frames(G, seeds: list[int], frames: int = 60, space: str = "z", spherical: bool = False,
+                              loop: bool = False, truncation_psi: float = 1, truncation_cutoff: int | None = None,
+                              class_idx: int | None = None, noise_mode: str = "const",
+                              batch_size: int = 1) -> Iterator[torch.Tensor]:
+    """uint8 frames [C, H, W] along the path through the seeds' latents, one at a time (``batch_size``
+    synthesized together); the arguments are checked at the call, before the first frame.
 
     ``frames`` frames per pair of consecutive seeds, at t = 0, 1/frames, ...; the path ends on the
     last seed (F = frames * (len(seeds) - 1) + 1), or with ``loop`` returns to the first seed
@@ -278,12 +289,30 @@ def interpolation_frames(G, seeds: list[int], frames: int = 60, space: str = "z"
             for a, b in zip(points[:-1], points[1:])]
     if not loop:
         path.append(points[-1:])
-    path = torch.cat(path)
-    if not has_w_space(G):
-        return latent_images(G, path, truncation_psi, truncation_cutoff, class_idx, batch_size)
-    ws = map_latents(G, path, truncation_psi, truncation_cutoff, class_idx, batch_size) if space == "z" \
-        else path.to(_device(G))
-    return synthesize(G, ws, noise_mode, list(range(len(path))), batch_size)
+    return _render_path(G, torch.cat(path), space, truncation_psi, truncation_cutoff, class_idx, noise_mode,
+                        batch_size)
+
+
+def _render_path(G, path: torch.Tensor, space: str, truncation_psi: float, truncation_cutoff: int | None,
+                 class_idx: int | None, noise_mode: str, batch_size: int) -> Iterator[torch.Tensor]:
+    """The frames of ``iter_interpolation_frames``' z's or ws, ``batch_size`` latents at a time
+    (frame i's random noise seeded by i)."""
+    for start in range(0, len(path), batch_size):
+        chunk = path[start:start + batch_size]
+        if not has_w_space(G):
+            yield from latent_images(G, chunk, truncation_psi, truncation_cutoff, class_idx, batch_size)
+        else:
+            ws = map_latents(G, chunk, truncation_psi, truncation_cutoff, class_idx, batch_size) if space == "z" \
+                else chunk.to(_device(G))
+            yield from synthesize(G, ws, noise_mode, list(range(start, start + len(chunk))), batch_size)
+
+
+def interpolation_frames(G, seeds: list[int], frames: int = 60, space: str = "z", spherical: bool = False,
+                         loop: bool = False, truncation_psi: float = 1, truncation_cutoff: int | None = None,
+                         class_idx: int | None = None, noise_mode: str = "const", batch_size: int = 1) -> torch.Tensor:
+    """uint8 frames [F, C, H, W]: ``iter_interpolation_frames`` gathered in one tensor."""
+    return torch.stack(list(iter_interpolation_frames(G, seeds, frames, space, spherical, loop, truncation_psi,
+                                                      truncation_cutoff, class_idx, noise_mode, batch_size)))
 
 
 def save_gif(frames: torch.Tensor, path: str | os.PathLike, duration: int) -> Path:
@@ -314,6 +343,13 @@ def vec2_arg(text: str) -> tuple[float, float]:
                                          "negative first number)") from None
 
 
+def grid_arg(text: str) -> tuple[int, int]:
+    try:
+        return parse_grid(text)
+    except VideoError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def range_arg(text: str) -> list[int]:
     try:
         return parse_range(text)
@@ -326,10 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True, help="checkpoint (.ckpt) or exported generator (.pt); "
                                                       "its EMA generator is used")
-    parser.add_argument("--outdir", required=True, help="folder for the PNGs (created if missing)")
+    parser.add_argument("--outdir", help="folder for the PNGs (created if missing); required except with --video")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--style-mix", action="store_true", help="style-mixing grid of --rows x --cols")
-    mode.add_argument("--interpolate", action="store_true", help="frames and a GIF through --seeds")
+    mode.add_argument("--interpolate", action="store_true", help="frames and a GIF (or --video) through --seeds")
     mode.add_argument("--projected-w", metavar="NPZ",
                       help="render the w of `lightning-stylegan project` (projected_w.npz, with its noise maps)")
     parser.add_argument("--seeds", type=range_arg, help="seeds, e.g. 0-15 or 0-3,7 (default 0-15)")
@@ -352,6 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--slerp", action="store_true", help="interpolate: spherical interpolation in Z")
     parser.add_argument("--loop", action="store_true", help="interpolate: return to the first seed")
     parser.add_argument("--duration", type=int, default=40, help="interpolate: GIF milliseconds per frame")
+    parser.add_argument("--video", metavar="PATH.mp4", help="interpolate: write an MP4 instead of the frames and GIF "
+                                                            "(needs imageio-ffmpeg: the [video] extra)")
+    parser.add_argument("--fps", type=float, default=30, help="interpolate: MP4 frames per second (default 30)")
+    parser.add_argument("--grid", type=grid_arg, default=(1, 1), metavar="WxH",
+                        help="interpolate: W x H walks side by side, each through its own run of the seeds "
+                             "(NVlabs gen_video.py; default 1x1)")
     parser.add_argument("--batch", type=int, default=1, help="images per forward pass")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     return parser
@@ -368,17 +410,25 @@ def render_projected_w(G, path: str) -> torch.Tensor:
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.outdir is None and args.video is None:
+        parser.error("the following arguments are required: --outdir (or --interpolate --video PATH.mp4)")
     from ..network_files import load_generator
 
     try:
         if args.batch < 1:
             raise ValueError(f"--batch must be at least 1, got {args.batch}")
+        if args.video and not args.interpolate:
+            raise VideoError(f"--video {args.video} records an interpolation: add --interpolate --seeds ...")
+        if args.video and args.outdir:
+            raise VideoError("--video writes the MP4 alone, without the frames and GIF of --outdir: leave one out")
+        tiles = grid_seeds(args.seeds or [], *args.grid) if args.interpolate else None
         G = load_generator(args.ckpt).to(args.device)
         set_output_transform(G, args.translate, args.rotate)
         options = dict(truncation_psi=args.trunc, truncation_cutoff=args.trunc_cutoff, class_idx=args.class_idx,
                        noise_mode=args.noise_mode, batch_size=args.batch)
-        outdir = Path(args.outdir)
+        outdir = Path(args.outdir) if args.outdir else None  # None with --video, which writes its file alone
         if args.style_mix:
             mix = style_mix_grid(G, args.rows, args.cols, args.styles, **options)
             for seed, image in [*zip(args.rows, mix.rows), *zip(args.cols, mix.cols)]:
@@ -393,12 +443,18 @@ def main(argv: list[str]) -> int:
             save_png(image[0], outdir / "proj.png")
             print(f"wrote {outdir / 'proj.png'}")
         elif args.interpolate:
-            frames = interpolation_frames(G, args.seeds or [], args.frames, args.space, args.slerp, args.loop,
-                                          **options)
-            for index, frame in enumerate(frames):
-                save_png(frame, outdir / f"frame{index:04d}.png")
-            save_gif(frames, outdir / "interpolation.gif", args.duration)
-            print(f"wrote {len(frames)} frames and {outdir / 'interpolation.gif'}")
+            walks = [iter_interpolation_frames(G, seeds, args.frames, args.space, args.slerp, args.loop, **options)
+                     for seeds in tiles]
+            frames = tile_frames(walks, columns=args.grid[0])
+            if args.video:
+                count = write_mp4(frames, args.video, args.fps)
+                print(f"wrote {args.video}: {count} frames at {args.fps:g} fps")
+            else:
+                frames = torch.stack(list(frames))
+                for index, frame in enumerate(frames):
+                    save_png(frame, outdir / f"frame{index:04d}.png")
+                save_gif(frames, outdir / "interpolation.gif", args.duration)
+                print(f"wrote {len(frames)} frames and {outdir / 'interpolation.gif'}")
         else:
             seeds = args.seeds or parse_range("0-15")
             images = generate_images(G, seeds, **options)
