@@ -110,3 +110,16 @@ def test_a_request_no_longer_the_newest_is_not_rendered(explorer):
 def test_requests_naming_another_host_are_refused(explorer):
     foreign = TestClient(app(explorer), base_url="http://attacker.example")
     assert foreign.get("/api/networks").status_code == 400
+
+
+def test_the_walk_is_saved_as_an_mp4(client, tmp_path):
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    response = client.post("/api/walk.mp4", json={"checkpoints": ["a"], "frames": 5,
+                                                  "walk": {"seeds": [0, 1], "space": "w"}})
+    assert response.status_code == 200 and response.headers["content-type"] == "video/mp4"
+    (tmp_path / "walk.mp4").write_bytes(response.content)
+    reader = imageio_ffmpeg.read_frames(str(tmp_path / "walk.mp4"))
+    meta = next(reader)
+    assert meta["size"] == (16, 16) and len(list(reader)) == 5
+    bad = client.post("/api/walk.mp4", json={"checkpoints": ["a"], "frames": 10 ** 6, "walk": {"seeds": [0, 1]}})
+    assert bad.status_code == 400 and "frames must be" in bad.json()["error"]

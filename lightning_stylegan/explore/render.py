@@ -183,13 +183,12 @@ def _mixed(net: Network, ws: torch.Tensor, request: dict) -> torch.Tensor:
     return ws
 
 
-@torch.no_grad()
-def draw(net: Network, request: dict, projected: dict[str, torch.Tensor]) -> dict:
-    """One network's answer to a request: the image (PNG, base64) and, with ``layer``, the layer view."""
+def _prepare(net: Network, request: dict, projected: dict[str, torch.Tensor]) -> tuple[torch.Tensor, str]:
+    """Check the request against the network, set its output transform; the latent to draw: ws
+    [1, num_ws, w_dim] (mixed) with kind "w", or for a generator without W, z with kind "z"."""
     G = net.G
-    noise = request.get("noise", "const")
-    if noise not in NOISE:
-        raise ExploreInputError(f"noise must be one of {NOISE}, got {noise!r}")
+    if request.get("noise", "const") not in NOISE:
+        raise ExploreInputError(f"noise must be one of {NOISE}, got {request.get('noise')!r}")
     translate = _pair(request.get("translate") or [0, 0], "translate")
     rotate = _number(request, "rotate", 0.0, -360, 360)
     if callable(getattr(G.synthesis, "set_transform", None)):
@@ -203,28 +202,52 @@ def draw(net: Network, request: dict, projected: dict[str, torch.Tensor]) -> dic
                 _unavailable(net, control)
         if request.get("psi", 1) != 1:
             _unavailable(net, "psi")
-        return {"name": net.name, "image": png(to_uint8(G(code.to(torch.float32), _labels(net, request)))[0])}
+        return code, "z"
     ws = code if kind == "w" else _map(net, code, request)
-    ws = _mixed(net, ws, request)
+    return _mixed(net, ws, request), "w"
+
+
+def _image(net: Network, code: torch.Tensor, kind: str, request: dict) -> torch.Tensor:
+    """uint8 [C, H, W] of a prepared latent."""
+    if kind == "z":
+        return to_uint8(net.G(code.to(torch.float32), _labels(net, request)))[0]
     torch.manual_seed(0)  # noise "random": the same draw for the same request
+    return to_uint8(net.G.synthesis(code, noise_mode=request.get("noise", "const")))[0]
+
+
+@torch.no_grad()
+def draw(net: Network, request: dict, projected: dict[str, torch.Tensor]) -> dict:
+    """One network's answer to a request: the image (PNG, base64) and, with ``layer``, the layer view."""
+    code, kind = _prepare(net, request, projected)
     answer = {"name": net.name}
     layer_key = request.get("layer")
     if layer_key is None:
         if request.get("ablate"):
             raise ExploreInputError("ablate needs a layer: pick one in the layer view")
-        answer["image"] = png(to_uint8(G.synthesis(ws, noise_mode=noise))[0])
+        answer["image"] = png(_image(net, code, kind, request))
         return answer
-    layer = _layer(net, layer_key)
-    image, (result,) = layer_magnitudes(G, ws, [layer], noise_mode=noise)
+    layer, noise = _layer(net, layer_key), request.get("noise", "const")
+    torch.manual_seed(0)
+    image, (result,) = layer_magnitudes(net.G, code, [layer], noise_mode=noise)
     if request.get("ablate"):
         _unavailable(net, "ablate")
-        ablated = sequential_ablation(G, ws, net.rates, [layer], noise_mode=noise)
+        ablated = sequential_ablation(net.G, code, net.rates, [layer], noise_mode=noise)
         image = ablated.images
         answer["ablated"] = {"activated": int(ablated.activated[layer.index].sum()),
                              "zeroed": int(ablated.zeroed[layer.index].sum())}
     answer["image"] = png(to_uint8(image)[0])
     answer["layer"] = layer_view(result)
     return answer
+
+
+@torch.no_grad()
+def walk_frames(net: Network, request: dict, projected: dict[str, torch.Tensor], frames: int):
+    """uint8 [C, H, W] frames of the request's ``walk`` from t = 0 to 1, the page's other settings kept."""
+    if not isinstance(request.get("walk"), dict):
+        raise ExploreInputError("a walk video needs walk: {seeds: [a, b], space}")
+    for t in torch.linspace(0, 1, frames).tolist():
+        frame = request | {"walk": request["walk"] | {"t": t}}
+        yield _image(net, *_prepare(net, frame, projected), frame)
 
 
 def _layer(net: Network, key) -> SynthesisLayer:

@@ -1,7 +1,8 @@
 """The explorer's web app (Starlette) and its render worker.
 
 * ``GET /``: the page (``page.html``); ``GET /api/networks``: what each network offers (controls that
-  do not apply come with the reason); ``POST /api/render``: a request (``render``) -> the images.
+  do not apply come with the reason); ``POST /api/render``: a request (``render``) -> the images;
+  ``POST /api/walk.mp4``: the request's latent walk as an MP4 (``video.write_mp4``).
 * Rendering runs in one worker thread, so the page never blocks the server. Requests are numbered;
   one that is no longer the newest when the worker reaches it answers ``{"stale": true}`` without
   rendering: a slider moved faster than rendering never queues work.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import statistics
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,13 +26,16 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from .render import ExploreInputError, Network, draw
+from ..errors import UsageError
+from ..video import write_mp4
+from .render import ExploreInputError, Network, draw, walk_frames
 
 PAGE = Path(__file__).with_name("page.html")
 LOCAL_HOSTS = ["127.0.0.1", "localhost"]
+MAX_FRAMES = 600  # of a walk video
 
 
 class Explorer:
@@ -61,6 +66,21 @@ class Explorer:
         seconds = time.perf_counter() - start
         self.latencies.append(seconds)
         return {"images": answers, "seconds": round(seconds, 4)}
+
+    def walk_video(self, ticket: int, request: dict) -> bytes:
+        """The MP4 of the request's walk for its first network (runs in the worker thread)."""
+        if not isinstance(request, dict):
+            raise ExploreInputError(f"a request is a JSON object, got {type(request).__name__}")
+        frames = request.get("frames", 60)
+        if isinstance(frames, bool) or not isinstance(frames, int) or not 2 <= frames <= MAX_FRAMES:
+            raise ExploreInputError(f"frames must be an integer from 2 to {MAX_FRAMES}, got {frames!r}")
+        names = request.get("checkpoints") or list(self.networks)[:1]
+        if not isinstance(names, list) or not names or names[0] not in self.networks:
+            raise ExploreInputError(f"checkpoints must name loaded networks: {list(self.networks)}, got {names!r}")
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "walk.mp4"
+            write_mp4(walk_frames(self.networks[names[0]], request, self.projected, frames), path, fps=30)
+            return path.read_bytes()
 
     def latency(self) -> dict:
         """Median and 95th percentile of the render times so far (seconds)."""
@@ -96,6 +116,21 @@ def app(explorer: Explorer, host: str = "127.0.0.1") -> Starlette:
             return JSONResponse({"error": f"{type(error).__name__}: {error}"}, status_code=500)
         return JSONResponse(answer)
 
+    async def walk(request: Request) -> Response:
+        try:
+            data = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "the request body is not JSON"}, status_code=400)
+        ticket = next(explorer.tickets)
+        try:
+            video = await asyncio.get_running_loop().run_in_executor(explorer.worker, explorer.walk_video, ticket, data)
+        except UsageError as error:  # a bad request, or no imageio-ffmpeg
+            return JSONResponse({"error": str(error)}, status_code=400)
+        except Exception as error:  # noqa: BLE001
+            return JSONResponse({"error": f"{type(error).__name__}: {error}"}, status_code=500)
+        return Response(video, media_type="video/mp4", headers={"Content-Disposition": 'attachment; filename="walk.mp4"'})
+
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_HOSTS)] if host in LOCAL_HOSTS else []
     return Starlette(routes=[Route("/", page), Route("/api/networks", networks), Route("/api/latency", latency),
-                             Route("/api/render", render, methods=["POST"])], middleware=middleware)
+                             Route("/api/render", render, methods=["POST"]),
+                             Route("/api/walk.mp4", walk, methods=["POST"])], middleware=middleware)
