@@ -14,6 +14,7 @@ from PIL import Image
 pytest.importorskip("starlette")
 from starlette.testclient import TestClient  # noqa: E402
 
+from lightning_stylegan.analysis.activation_rates import activation_rates  # noqa: E402
 from lightning_stylegan.explore.render import network  # noqa: E402
 from lightning_stylegan.explore.server import Explorer, app  # noqa: E402
 from lightning_stylegan.network_files import load_generator  # noqa: E402
@@ -31,6 +32,8 @@ def explorer(tmp_path_factory):
     for name, value in networks[0].G.named_parameters():
         if name.endswith("noise_strength"):
             value.fill_(0.5)  # 0 at initialization: make the noise inputs show
+    G = load_generator(tiny_checkpoint(folder / "pin.ckpt", normalization="pin"))
+    networks.append(network("pin", G, activation_rates(G, num=8)))
     return Explorer(networks)
 
 
@@ -53,7 +56,8 @@ def test_the_page_and_the_networks_are_served(client):
     page = client.get("/")
     assert page.status_code == 200 and "/api/render" in page.text
     networks = client.get("/api/networks").json()["networks"]
-    assert [n["name"] for n in networks] == ["a", "b"] and networks[0]["resolution"] == 16
+    assert [n["name"] for n in networks] == ["a", "b", "pin"] and networks[0]["resolution"] == 16
+    assert "ablate" in networks[0]["unavailable"] and "ablate" not in networks[2]["unavailable"]
     assert "transform" in networks[0]["unavailable"] and networks[0]["layers"][0].startswith("0: ")
 
 
@@ -123,3 +127,17 @@ def test_the_walk_is_saved_as_an_mp4(client, tmp_path):
     assert meta["size"] == (16, 16) and len(list(reader)) == 5
     bad = client.post("/api/walk.mp4", json={"checkpoints": ["a"], "frames": 10 ** 6, "walk": {"seeds": [0, 1]}})
     assert bad.status_code == 400 and "frames must be" in bad.json()["error"]
+
+
+def test_the_low_rate_neurons_are_shown_and_ablated(client):
+    """004's low-rate neurons of a layer with a --rates file: counted, drawn, and zeroed by the switch."""
+    plain = client.post("/api/render", json={"checkpoints": ["pin"], "seed": 0, "layer": 2}).json()["images"][0]
+    view = plain["layer"]
+    assert view["normalization"]["kind"] == "features" and view["normalization"]["channel_std_max"] > 0
+    assert 0 < view["low_rate"]["neurons"] <= view["low_rate"]["of"] and pixels(view["low_rate"]["heatmap"]).ndim == 3
+    ablated = client.post("/api/render", json={"checkpoints": ["pin"], "seed": 0, "layer": 2,
+                                               "ablate": True}).json()["images"][0]
+    assert ablated["ablated"]["zeroed"] == view["low_rate"]["activated_here"] > 0
+    assert np.abs(pixels(ablated["image"]) - pixels(plain["image"])).mean() > 0
+    demod = client.post("/api/render", json={"checkpoints": ["a"], "seed": 0, "layer": 2}).json()["images"][0]
+    assert demod["layer"]["normalization"]["kind"] == "weights"

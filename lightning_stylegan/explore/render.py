@@ -13,8 +13,9 @@ Request fields (``checkpoints`` is required, the rest optional):
 * ``mix``: ``{"seed": s, "layers": [first, last]}``, the styles of those layers from seed s;
 * ``layer``: a synthesis layer index, for the layer view (feature maps, the per-pixel magnitude
   with the artifact region of 000_2d004fc061d5976e.txt outlined, its magnitude ratio, the map's
-  channel statistics); ``ablate``: zero that layer's low-rate neurons (004_738a47e1aec6d700.txt's
-  Sequential Ablation, with the ``--rates`` file of ``analyze rates``).
+  channel statistics, the statistics its normalization sees, and with a ``--rates`` file of
+  ``analyze rates`` its low-rate neurons); ``ablate``: zero that layer's low-rate neurons
+  (004_738a47e1aec6d700.txt's Sequential Ablation).
 
 Every field is checked; a bad one is an ``ExploreInputError`` whose message the page shows. Nothing
 here reads a path from the request: files are the ones the command line named.
@@ -30,10 +31,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..analysis.ablation import sequential_ablation
+from ..analysis.ablation import low_rate_heatmap, sequential_ablation
 from ..analysis.activation_rates import ActivationRates
 from ..analysis.feature_maps import layer_magnitudes, strongest_channels
-from ..analysis.layers import SynthesisLayer, synthesis_layers
+from ..analysis.layers import SynthesisLayer, forward_until, read_features, synthesis_layers
 from ..errors import UsageError
 from ..images import to_uint8
 from ..networks import has_w_space
@@ -229,6 +230,12 @@ def draw(net: Network, request: dict, projected: dict[str, torch.Tensor]) -> dic
     layer, noise = _layer(net, layer_key), request.get("noise", "const")
     torch.manual_seed(0)
     image, (result,) = layer_magnitudes(net.G, code, [layer], noise_mode=noise)
+    with read_features(net.G, [layer], "activation") as maps:  # what a norm normalizes, and the neurons
+        torch.manual_seed(0)
+        forward_until(net.G, layer, code, noise_mode=noise)
+    answer["layer"] = layer_view(result) | {"normalization": normalization_statistics(layer, maps[layer.index][0])}
+    if net.rates is not None:
+        answer["layer"]["low_rate"] = low_rate_view(net.rates, layer, maps[layer.index])
     if request.get("ablate"):
         _unavailable(net, "ablate")
         ablated = sequential_ablation(net.G, code, net.rates, [layer], noise_mode=noise)
@@ -236,7 +243,6 @@ def draw(net: Network, request: dict, projected: dict[str, torch.Tensor]) -> dic
         answer["ablated"] = {"activated": int(ablated.activated[layer.index].sum()),
                              "zeroed": int(ablated.zeroed[layer.index].sum())}
     answer["image"] = png(to_uint8(image)[0])
-    answer["layer"] = layer_view(result)
     return answer
 
 
@@ -275,6 +281,33 @@ def layer_view(result) -> dict:
             "magnitude_ratio": summary["magnitude_ratio"], "region_fraction": summary["region_fraction"],
             "statistics": {"channel_mean_abs": float(means.abs().mean()), "channel_std_min": float(stds.min()),
                            "channel_std_median": float(stds.median()), "channel_std_max": float(stds.max())}}
+
+
+def normalization_statistics(layer: SynthesisLayer, activation: torch.Tensor) -> dict:
+    """What the layer's normalization sees: for a layer with a ``norm`` (AdaIN, PIN, pixel norm, StyleGAN
+    v1), the per-channel mean and standard deviation over the pixels of its input (what instance
+    normalization subtracts and divides by) and the per-pixel norm over the channels (pixel norm's);
+    for a StyleGAN2 layer, which normalizes through its weights (demodulation), a note saying so."""
+    if "normalized" not in layer.points:
+        return {"kind": "weights", "note": "this layer normalizes through its weights (demodulation): "
+                                           "its features are not normalized"}
+    x = activation.float().flatten(1)
+    means, stds = x.mean(dim=1), x.std(dim=1)
+    pixel_norms = x.square().mean(dim=0).sqrt()
+    return {"kind": "features", "channel_mean_min": float(means.min()), "channel_mean_max": float(means.max()),
+            "channel_std_min": float(stds.min()), "channel_std_median": float(stds.median()),
+            "channel_std_max": float(stds.max()), "pixel_rms_min": float(pixel_norms.min()),
+            "pixel_rms_max": float(pixel_norms.max())}
+
+
+def low_rate_view(rates: ActivationRates, layer: SynthesisLayer, activation: torch.Tensor) -> dict:
+    """The layer's low-rate neurons (004_738a47e1aec6d700.txt Eq. 1, R <= the rates' threshold):
+    how many there are, and the heat map of the fraction of channels at each pixel that are activated
+    low-rate neurons in this image (its Figures 1 and 4)."""
+    low = rates.low_rate(layer.index)
+    heat = low_rate_heatmap(activation, low)[0]
+    return {"neurons": int(low.sum()), "of": low.numel(), "activated_here": int(((activation[0] > 0) & low).sum()),
+            "heatmap": png_array(heat_with_outline(heat, torch.zeros_like(heat, dtype=torch.bool)))}
 
 
 def _normalized(x: torch.Tensor) -> np.ndarray:
