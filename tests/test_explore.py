@@ -141,3 +141,25 @@ def test_the_low_rate_neurons_are_shown_and_ablated(client):
     assert np.abs(pixels(ablated["image"]) - pixels(plain["image"])).mean() > 0
     demod = client.post("/api/render", json={"checkpoints": ["a"], "seed": 0, "layer": 2}).json()["images"][0]
     assert demod["layer"]["normalization"]["kind"] == "weights"
+
+
+def test_the_command_prints_its_url_warns_on_every_interface_and_names_the_missing_extra(tmp_path, capsys,
+                                                                                         monkeypatch):
+    import sys
+
+    import uvicorn
+
+    from lightning_stylegan.explore import command
+
+    path = tiny_checkpoint(tmp_path / "tiny.ckpt")
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **_: served.append((host, port)))  # no real server
+    assert command.main(["--ckpt", str(path), "--host", "0.0.0.0", "--port", "9123"]) == 0
+    out, err = capsys.readouterr()
+    assert served == [("0.0.0.0", 9123)] and "http://0.0.0.0:9123/" in out and "ssh -L 9123:127.0.0.1:9123" in out
+    assert "warning: serving on 0.0.0.0" in err
+    assert command.main(["--ckpt", str(tmp_path / "missing.ckpt")]) == 2
+    assert "missing.ckpt" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as without the explore extra
+    assert command.main(["--ckpt", str(path)]) == 2
+    assert 'pip install "lightning-stylegan[explore]"' in capsys.readouterr().err
