@@ -26,12 +26,17 @@ def image_grid(images: torch.Tensor, columns: int | None = None) -> torch.Tensor
 
 
 def save_png(image: torch.Tensor, path: str | os.PathLike) -> Path:
-    """Write a uint8 [C, H, W] image (C = 1, 3 or 4) atomically (temporary file, then rename)."""
+    """Write a uint8 [C, H, W] image (C = 1, 3 or 4) atomically (temporary file, then rename; the
+    temporary file is removed if the write fails)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     array = image.cpu().numpy().transpose(1, 2, 0)
     array = array[:, :, 0] if array.shape[2] == 1 else array
     tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    try:
+        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write (a full disk) leaves nothing behind
+        raise
     return path

@@ -31,8 +31,9 @@ def probe(tmp_path: Path, name: str = "probe", **init_args) -> Path:
     return path
 
 
-def environment(**extra) -> dict:
-    paths = [str(REPO / "tests"), os.environ.get("PYTHONPATH")]
+def environment(*folders: Path, **extra) -> dict:
+    """This environment, one thread, ``folders`` (e.g. a throwaway plugin site) and tests/ on PYTHONPATH."""
+    paths = [*map(str, folders), str(REPO / "tests"), os.environ.get("PYTHONPATH")]
     return os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, paths)), "OMP_NUM_THREADS": "1"} | extra
 
 
@@ -107,7 +108,7 @@ def test_a_signal_abandons_the_metric_and_grid_in_progress(uninterrupted, site, 
     from metric_plugins import install_tiny_extractor
 
     install_tiny_extractor(site)
-    env = environment(PYTHONPATH=os.pathsep.join([str(site), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]))
+    env = environment(site)
     root = tmp_path / "run"
     metrics = ["--metrics.metrics", "[fid2k_full]", "--metrics.features", "tiny", "--metrics.every_kimg", 0.016,
                "--metrics.cache_dir", tmp_path / "cache"]
@@ -178,7 +179,7 @@ def test_a_signal_to_one_ddp_rank_stops_both_mid_fade_in_and_the_resume_is_exact
     from metric_plugins import install_tiny_extractor
 
     install_tiny_extractor(site)
-    env = environment(PYTHONPATH=os.pathsep.join([str(site), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]))
+    env = environment(site)
     ddp = [*DDP, "--model.total_kimg", 2 * KIMG, "--metrics.cache_dir", tmp_path / "cache"]
     straight = tmp_path / "straight"
     result = fit(straight, *ddp, env=env, timeout=300)

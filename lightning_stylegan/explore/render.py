@@ -34,7 +34,7 @@ from PIL import Image
 from ..analysis.ablation import low_rate_heatmap, sequential_ablation
 from ..analysis.activation_rates import ActivationRates
 from ..analysis.feature_maps import layer_magnitudes, strongest_channels
-from ..analysis.layers import SynthesisLayer, forward_until, read_features, synthesis_layers
+from ..analysis.layers import SynthesisLayer, read_features, synthesis_layers
 from ..errors import UsageError
 from ..images import to_uint8
 from ..networks import has_w_space
@@ -228,11 +228,9 @@ def draw(net: Network, request: dict, projected: dict[str, torch.Tensor]) -> dic
         answer["image"] = png(_image(net, code, kind, request))
         return answer
     layer, noise = _layer(net, layer_key), request.get("noise", "const")
-    torch.manual_seed(0)
-    image, (result,) = layer_magnitudes(net.G, code, [layer], noise_mode=noise)
     with read_features(net.G, [layer], "activation") as maps:  # what a norm normalizes, and the neurons
         torch.manual_seed(0)
-        forward_until(net.G, layer, code, noise_mode=noise)
+        image, (result,) = layer_magnitudes(net.G, code, [layer], noise_mode=noise)  # one forward reads both
     answer["layer"] = layer_view(result) | {"normalization": normalization_statistics(layer, maps[layer.index][0])}
     if net.rates is not None:
         answer["layer"]["low_rate"] = low_rate_view(net.rates, layer, maps[layer.index])

@@ -52,34 +52,35 @@ class Explorer:
     def describe(self) -> dict:
         return {"networks": [net.describe() for net in self.networks.values()], "projected": sorted(self.projected)}
 
-    def render(self, ticket: int, request: dict) -> dict:
-        """Runs in the worker thread."""
-        if ticket != self.newest:
-            return {"stale": True}
+    def _networks(self, request) -> list[Network]:
+        """The networks a request names (``checkpoints``; default the first one), checked."""
         if not isinstance(request, dict):
             raise ExploreInputError(f"a request is a JSON object, got {type(request).__name__}")
         names = request.get("checkpoints") or list(self.networks)[:1]
         if not isinstance(names, list) or not all(isinstance(name, str) and name in self.networks for name in names):
             raise ExploreInputError(f"checkpoints must name loaded networks: {list(self.networks)}, got {names!r}")
+        return [self.networks[name] for name in names]
+
+    def render(self, ticket: int, request: dict) -> dict:
+        """Runs in the worker thread."""
+        if ticket != self.newest:
+            return {"stale": True}
+        networks = self._networks(request)
         start = time.perf_counter()
-        answers = [draw(self.networks[name], request, self.projected) for name in names]
+        answers = [draw(net, request, self.projected) for net in networks]
         seconds = time.perf_counter() - start
         self.latencies.append(seconds)
         return {"images": answers, "seconds": round(seconds, 4)}
 
-    def walk_video(self, ticket: int, request: dict) -> bytes:
+    def walk_video(self, request: dict) -> bytes:
         """The MP4 of the request's walk for its first network (runs in the worker thread)."""
-        if not isinstance(request, dict):
-            raise ExploreInputError(f"a request is a JSON object, got {type(request).__name__}")
+        net = self._networks(request)[0]
         frames = request.get("frames", 60)
         if isinstance(frames, bool) or not isinstance(frames, int) or not 2 <= frames <= MAX_FRAMES:
             raise ExploreInputError(f"frames must be an integer from 2 to {MAX_FRAMES}, got {frames!r}")
-        names = request.get("checkpoints") or list(self.networks)[:1]
-        if not isinstance(names, list) or not names or names[0] not in self.networks:
-            raise ExploreInputError(f"checkpoints must name loaded networks: {list(self.networks)}, got {names!r}")
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "walk.mp4"
-            write_mp4(walk_frames(self.networks[names[0]], request, self.projected, frames), path, fps=30)
+            write_mp4(walk_frames(net, request, self.projected, frames), path, fps=30)
             return path.read_bytes()
 
     def latency(self) -> dict:
@@ -101,34 +102,29 @@ def app(explorer: Explorer, host: str = "127.0.0.1") -> Starlette:
     async def latency(_request: Request) -> JSONResponse:
         return JSONResponse(explorer.latency())
 
-    async def render(request: Request) -> JSONResponse:
+    async def in_worker(request: Request, work, respond) -> Response:
+        """``respond(work(the request's JSON))``, ``work`` on the render worker; a bad request (or no
+        imageio-ffmpeg for a video) is a 400 JSON error, any other failure a 500 one."""
         try:
             data = await request.json()
         except ValueError:
             return JSONResponse({"error": "the request body is not JSON"}, status_code=400)
-        ticket = next(explorer.tickets)
-        explorer.newest = ticket
         try:
-            answer = await asyncio.get_running_loop().run_in_executor(explorer.worker, explorer.render, ticket, data)
-        except ExploreInputError as error:
+            result = await asyncio.get_running_loop().run_in_executor(explorer.worker, work, data)
+        except UsageError as error:
             return JSONResponse({"error": str(error)}, status_code=400)
         except Exception as error:  # noqa: BLE001 - the page shows it; the server goes on
             return JSONResponse({"error": f"{type(error).__name__}: {error}"}, status_code=500)
-        return JSONResponse(answer)
+        return respond(result)
+
+    async def render(request: Request) -> Response:
+        ticket = next(explorer.tickets)
+        explorer.newest = ticket  # the requests still waiting for the worker are stale now
+        return await in_worker(request, lambda data: explorer.render(ticket, data), JSONResponse)
 
     async def walk(request: Request) -> Response:
-        try:
-            data = await request.json()
-        except ValueError:
-            return JSONResponse({"error": "the request body is not JSON"}, status_code=400)
-        ticket = next(explorer.tickets)
-        try:
-            video = await asyncio.get_running_loop().run_in_executor(explorer.worker, explorer.walk_video, ticket, data)
-        except UsageError as error:  # a bad request, or no imageio-ffmpeg
-            return JSONResponse({"error": str(error)}, status_code=400)
-        except Exception as error:  # noqa: BLE001
-            return JSONResponse({"error": f"{type(error).__name__}: {error}"}, status_code=500)
-        return Response(video, media_type="video/mp4", headers={"Content-Disposition": 'attachment; filename="walk.mp4"'})
+        return await in_worker(request, explorer.walk_video, lambda video: Response(
+            video, media_type="video/mp4", headers={"Content-Disposition": 'attachment; filename="walk.mp4"'}))
 
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_HOSTS)] if host in LOCAL_HOSTS else []
     return Starlette(routes=[Route("/", page), Route("/api/networks", networks), Route("/api/latency", latency),

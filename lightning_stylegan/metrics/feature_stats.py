@@ -159,7 +159,7 @@ class FeatureStats:
         return merged
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write an ``.npz`` atomically (temporary file, then rename)."""
+        """Write an ``.npz`` atomically (temporary file, then rename; removed if the write fails)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = dict(num_items=np.int64(self.num_items), max_items=np.int64(-1 if self.max_items is None
@@ -172,9 +172,13 @@ class FeatureStats:
         if self.keep_logits:
             arrays["logits"] = self.logits().numpy()
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as file:
-            np.savez(file, **arrays)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as file:
+                np.savez(file, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a failed write (a full disk) leaves nothing behind
+            raise
         return path
 
     @classmethod
@@ -313,7 +317,6 @@ def dataset_stats(dataset, extractor: torch.nn.Module, max_images: int | None = 
         try:
             stats.save(path)
         except OSError as error:  # a full disk: the statistics are recomputed next time, nothing is lost
-            path.with_name(path.name + ".tmp").unlink(missing_ok=True)
             warnings.warn(f"Could not cache the real-image statistics in {path} ({error.strerror or error}); "
                           "they will be computed again at the next evaluation")
     return stats

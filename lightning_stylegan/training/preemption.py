@@ -13,7 +13,7 @@ step boundary and comes back exactly with ``--ckpt_path last`` (callback group `
   ``PREEMPTED_STATUS``.
 * The command records the signals (``stop_signals``) from the start of ``fit``, so one that comes
   during start-up (imports, data, reading the checkpoint) stops the run before its first step.
-* Sample grids are written by rank 0 alone, so they check the local record (``stop_requested``)
+* Sample grids are written by rank 0 alone, so they check the local record (``stop_signals.received``)
   and stop early without a collective.
 
 A second signal while saving only records itself again: the atomic write finishes, or a SIGKILL
@@ -52,11 +52,6 @@ class StopToResume(Exception):
     def __str__(self) -> str:
         saved = f" at {self.kimg:g} kimg: saved {self.saved}; resume with --ckpt_path last" if self.saved else ""
         return f"Stopped on {signal.Signals(self.signum).name}{saved} (exit status {PREEMPTED_STATUS})"
-
-
-def stop_requested() -> bool:
-    """Whether this process received a stop signal (no collective: for rank-0-only work)."""
-    return bool(received())
 
 
 class Preemption(Checkpoint):

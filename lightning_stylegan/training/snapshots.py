@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from ..images import image_grid, save_png, to_uint8
 from ..kimg import crossed, maintenance
 from ..networks import require_w_space
-from .preemption import stop_requested
+from ..stop_signals import received
 
 
 class SampleGrid(Callback):
@@ -75,7 +75,7 @@ class SampleGrid(Callback):
         stage = module.stage
         chunks = []
         for zb, cb in zip(z.split(16), c.split(16) if c is not None else [None] * count):
-            if stop_requested():
+            if received():  # a stop signal, on this rank (no collective: rank 0 writes grids alone)
                 return  # the run stops to be resumed: no grid rather than a late one
             chunks.append(G(zb, cb, truncation_psi=self.truncation_psi, noise_mode="const",
                             resolution=stage.resolution, alpha=stage.alpha))
@@ -92,7 +92,6 @@ def _save_or_warn(grid: torch.Tensor, path: Path) -> None:
     try:
         save_png(grid, path)
     except OSError as error:
-        path.with_name(path.name + ".tmp").unlink(missing_ok=True)
         warnings.warn(f"Could not write the sample grid {path} ({error.strerror or error}); training goes on")
 
 
